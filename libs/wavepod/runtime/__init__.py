@@ -1,0 +1,16 @@
+"""wavepod's shared service runtime (see server.py for what a service gets)."""
+
+from wavepod.runtime.server import Registration, RunningServer, ServiceApp, run, start_server
+from wavepod.runtime.settings import ServiceSettings, load_settings
+from wavepod.runtime.unbuilt import unbuilt_servicer
+
+__all__ = [
+    "Registration",
+    "RunningServer",
+    "ServiceApp",
+    "ServiceSettings",
+    "load_settings",
+    "run",
+    "start_server",
+    "unbuilt_servicer",
+]

@@ -1,0 +1,121 @@
+"""Bearer-token authentication mapped to roles: the hook services switch on.
+
+Tokens are never stored: the tokens file holds `sha256(token)`, a principal name and
+its roles, one per line (`<hex> <name> role1,role2`), so several tokens per client can
+be active at once for rotation. Health checks and reflection stay open.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from wavepod.runtime.handlers import aborting_handler, wrap_handler
+
+PUBLIC_METHOD_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: frozenset[str]
+
+
+current_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "current_principal", default=None
+)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenStore:
+    by_hash: Mapping[str, Principal]
+
+    @classmethod
+    def from_file(cls, path: Path) -> TokenStore:
+        entries: dict[str, Principal] = {}
+        for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            if len(parts) != 3 or len(parts[0]) != 64:
+                raise ValueError(
+                    f"{path}:{lineno}: expected '<sha256-hex> <name> <role,role>', got {len(parts)} fields"
+                )
+            digest, name, roles = parts
+            entries[digest.lower()] = Principal(name, frozenset(roles.split(",")))
+        return cls(entries)
+
+    def lookup(self, token: str) -> Principal | None:
+        return self.by_hash.get(hash_token(token))
+
+
+def bearer_token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+    return None
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """UNAUTHENTICATED without a known token; PERMISSION_DENIED without a required role.
+
+    `method_roles` maps a full method name (`/pkg.Service/Method`) to the roles any of
+    which grants access; a method not listed needs an authenticated caller only.
+    """
+
+    def __init__(
+        self, tokens: TokenStore, method_roles: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
+        self._tokens = tokens
+        self._method_roles = dict(method_roles or {})
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(PUBLIC_METHOD_PREFIXES):
+            return handler
+        token = bearer_token(handler_call_details.invocation_metadata)
+        principal = self._tokens.lookup(token) if token else None
+        if principal is None:
+            return aborting_handler(
+                handler, grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token"
+            )
+        needed = self._method_roles.get(method)
+        if needed and not (needed & principal.roles):
+            return aborting_handler(
+                handler,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} needs one of the roles {sorted(needed)}",
+            )
+
+        @asynccontextmanager
+        async def around(_context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+            reset = current_principal.set(principal)
+            try:
+                yield
+            finally:
+                current_principal.reset(reset)
+
+        return wrap_handler(handler, around)

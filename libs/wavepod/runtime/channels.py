@@ -1,0 +1,55 @@
+"""Outgoing gRPC channels: every call gets a deadline, and the service's bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from wavepod.runtime.settings import ServiceSettings
+
+
+class _OutgoingDefaults(
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Sets a deadline on calls that have none and adds the authorization header."""
+
+    def __init__(self, timeout: float, token: str | None) -> None:
+        self._timeout = timeout
+        self._auth = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), *self._auth)
+        return details._replace(  # type: ignore[attr-defined,no-any-return]
+            timeout=self._timeout if details.timeout is None else details.timeout,
+            metadata=metadata,
+        )
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+def connect(
+    target: str,
+    settings: ServiceSettings,
+    *,
+    timeout: float | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
+    """An insecure loopback/cluster channel whose calls all carry a deadline."""
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    interceptor = _OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token)
+    return grpc.aio.insecure_channel(target, options=list(options), interceptors=[interceptor])

@@ -1,0 +1,46 @@
+"""Turns uncaught handler exceptions into INTERNAL with a logged error id.
+
+Clients never see UNKNOWN or a stack trace; operators find the stack trace in the
+logs under the error id the client was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import grpc
+
+from wavepod.runtime.handlers import wrap_handler
+
+log = logging.getLogger(__name__)
+
+
+class UncaughtErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+
+        @asynccontextmanager
+        async def around(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+            try:
+                yield
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise  # a deliberate status, or the client went away
+            except Exception:
+                error_id = uuid.uuid4().hex[:16]
+                log.exception(
+                    "unhandled error in %s", method, extra={"error_id": error_id, "method": method}
+                )
+                await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
+
+        return wrap_handler(handler, around)

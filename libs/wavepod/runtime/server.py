@@ -1,0 +1,145 @@
+"""The one gRPC server runtime every wavepod service runs on.
+
+`run(app)` gives a service: grpc.aio server, grpc.health.v1 health reflecting readiness,
+server reflection, OpenTelemetry spans per RPC, structured logs, uncaught errors turned
+into INTERNAL with an error id, optional bearer-token auth, and graceful shutdown on
+SIGTERM/SIGINT (NOT_SERVING, stop accepting, drain in-flight calls within the deadline,
+run flush hooks, exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from wavepod.runtime.auth import AuthInterceptor, TokenStore
+from wavepod.runtime.errors import UncaughtErrorInterceptor
+from wavepod.runtime.logs import configure_logging
+from wavepod.runtime.settings import ServiceSettings, load_settings
+from wavepod.runtime.telemetry import configure_telemetry
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One gRPC service implementation to mount: its descriptor and how to add it."""
+
+    descriptor: ServiceDescriptor
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+
+@dataclass(frozen=True)
+class ServiceApp:
+    name: str
+    registrations: Sequence[Registration]
+    version: str = "0.1.0"
+    # Reports SERVING only once this returns True (e.g. a backend is reachable).
+    readiness: Callable[[], Awaitable[bool]] | None = None
+    # Run after the drain on shutdown (flush buffers, close stores).
+    flush_hooks: Sequence[Hook] = ()
+    # Roles per full method name, used when auth is on (see wavepod.runtime.auth).
+    method_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass
+class RunningServer:
+    app: ServiceApp
+    settings: ServiceSettings
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *(r.descriptor.full_name for r in self.app.registrations)):
+            await self.health.set(name, status)
+
+    async def stop(self) -> None:
+        """Graceful stop: NOT_SERVING, drain within the deadline, then flush hooks."""
+        await self.set_serving(False)
+        log.info("draining", extra={"drain_seconds": self.settings.drain_seconds})
+        await self.server.stop(grace=self.settings.drain_seconds)
+        for hook in self.app.flush_hooks:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+        log.info("stopped")
+
+
+def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.ServerInterceptor]:
+    # Outermost first: the span exists before auth and error handling log anything.
+    interceptors: list[grpc.aio.ServerInterceptor] = [aio_server_interceptor()]
+    if settings.auth_tokens_file is not None:
+        tokens = TokenStore.from_file(settings.auth_tokens_file)
+        interceptors.append(AuthInterceptor(tokens, app.method_roles))
+    interceptors.append(UncaughtErrorInterceptor())
+    return interceptors
+
+
+async def start_server(app: ServiceApp, settings: ServiceSettings) -> RunningServer:
+    server = grpc.aio.server(interceptors=_interceptors(app, settings))
+    for registration in app.registrations:
+        registration.add_to_server(registration.servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [r.descriptor.full_name for r in app.registrations]
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    await server.start()
+    running = RunningServer(app, settings, server, health_servicer, port)
+    await running.set_serving(False)
+    if app.readiness is None or await app.readiness():
+        await running.set_serving(True)
+    log.info("serving", extra={"address": running.address, "services": names})
+    return running
+
+
+async def serve(app: ServiceApp, settings: ServiceSettings) -> int:
+    running = await start_server(app, settings)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    await stop_requested.wait()
+    log.info("shutdown requested")
+    await running.stop()
+    return 0
+
+
+def run(app: ServiceApp, settings_cls: type[ServiceSettings] = ServiceSettings, **defaults: Any) -> None:
+    """Entry point of a service process: configure, serve until signalled, exit 0."""
+    settings = load_settings(app.name, settings_cls, **defaults)
+    configure_logging(app.name, settings.log_level, settings.log_json)
+    telemetry = configure_telemetry(app.name, app.version, settings.otlp_endpoint)
+    try:
+        code = asyncio.run(serve(app, settings))
+    finally:
+        telemetry.shutdown()
+    sys.exit(code)

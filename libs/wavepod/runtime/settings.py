@@ -1,0 +1,58 @@
+"""Typed service settings read from environment variables, one prefix per service.
+
+Every service reads `WAVEPOD_<SERVICE>_<FIELD>` (e.g. `WAVEPOD_GATEWAY_PORT`); services
+that need more fields subclass `ServiceSettings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 in containers.")
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port (tests).")
+    drain_seconds: float = Field(
+        10.0, gt=0, description="On SIGTERM, in-flight calls get this long to finish."
+    )
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/gRPC collector, e.g. http://127.0.0.1:4317; unset: no export."
+    )
+    outgoing_timeout_seconds: float = Field(
+        5.0, gt=0, description="Deadline for outgoing calls that set none."
+    )
+    auth_tokens_file: Path | None = Field(
+        None, description="File of `sha256-of-token role[,role]` lines; unset: auth off."
+    )
+    auth_token: SecretStr | None = Field(
+        None, description="Bearer token this service presents on outgoing calls."
+    )
+
+
+def env_prefix(service: str) -> str:
+    return f"WAVEPOD_{service.upper()}_"
+
+
+def load_settings(
+    service: str, settings_cls: type[S] = ServiceSettings, **defaults: Any  # type: ignore[assignment]
+) -> S:
+    """Reads `settings_cls` from the environment under the service's prefix.
+
+    `defaults` are the service's own defaults (e.g. its well-known port); the
+    environment overrides them.
+    """
+    prefix = env_prefix(service)
+    from_env = settings_cls(_env_prefix=prefix)  # type: ignore[call-arg]
+    explicit = from_env.model_fields_set
+    merged = {k: v for k, v in defaults.items() if k not in explicit}
+    return from_env.model_copy(update=merged) if merged else from_env

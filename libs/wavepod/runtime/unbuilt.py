@@ -1,0 +1,30 @@
+"""Servicers for RPCs that exist in the contract but are not built yet.
+
+They answer UNIMPLEMENTED with a message naming the missing capability, instead of
+gRPC's anonymous "Method not implemented!".
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+
+T = TypeVar("T")
+
+
+def unbuilt_servicer(base: type[T], service: ServiceDescriptor, capability: str) -> T:
+    """An instance of `base` (a generated servicer) whose RPCs all answer UNIMPLEMENTED."""
+
+    def answer(method: str) -> Any:
+        async def rpc(self: Any, _request: Any, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{service.full_name}.{method} is not built yet: {capability}",
+            )
+
+        return rpc
+
+    methods = {m.name: answer(m.name) for m in service.methods}
+    return type(f"Unbuilt{base.__name__}", (base,), methods)()
