@@ -2,7 +2,7 @@
 
 from wavepod.runtime.server import Registration, RunningServer, ServiceApp, run, start_server
 from wavepod.runtime.settings import ServiceSettings, load_settings
-from wavepod.runtime.unbuilt import unbuilt_servicer
+from wavepod.runtime.unbuilt import unbuilt
 
 __all__ = [
     "Registration",
@@ -12,5 +12,5 @@ __all__ = [
     "load_settings",
     "run",
     "start_server",
-    "unbuilt_servicer",
+    "unbuilt",
 ]

@@ -55,7 +55,8 @@ class TokenStore:
             parts = line.split()
             if len(parts) != 3 or len(parts[0]) != 64:
                 raise ValueError(
-                    f"{path}:{lineno}: expected '<sha256-hex> <name> <role,role>', got {len(parts)} fields"
+                    f"{path}:{lineno}: expected '<sha256-hex> <name> <role,role>'"
+                    f" ({len(parts)} fields found)"
                 )
             digest, name, roles = parts
             entries[digest.lower()] = Principal(name, frozenset(roles.split(",")))

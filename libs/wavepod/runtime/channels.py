@@ -24,7 +24,7 @@ class _OutgoingDefaults(
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()), *self._auth)
-        return details._replace(  # type: ignore[attr-defined,no-any-return]
+        return details._replace(
             timeout=self._timeout if details.timeout is None else details.timeout,
             metadata=metadata,
         )

@@ -41,6 +41,8 @@ class UncaughtErrorInterceptor(grpc.aio.ServerInterceptor):
                 log.exception(
                     "unhandled error in %s", method, extra={"error_id": error_id, "method": method}
                 )
-                await context.abort(grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})")
+                await context.abort(
+                    grpc.StatusCode.INTERNAL, f"internal error (error id {error_id})"
+                )
 
         return wrap_handler(handler, around)

@@ -29,7 +29,7 @@ _KINDS = {
 
 def _rebuild(handler: grpc.RpcMethodHandler, behavior: Behavior) -> grpc.RpcMethodHandler:
     _, factory = _KINDS[(handler.request_streaming, handler.response_streaming)]
-    return factory(  # type: ignore[operator,no-any-return]
+    return factory(
         behavior,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
@@ -68,7 +68,9 @@ def aborting_handler(
     """A handler of the same kind as `handler` that answers `code` without running it."""
     if handler.response_streaming:
 
-        async def abort_stream(_request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def abort_stream(
+            _request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
             await context.abort(code, details)
             yield  # pragma: no cover - abort raises; this makes the function a generator
 

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -29,6 +30,7 @@ from wavepod.runtime.errors import UncaughtErrorInterceptor
 from wavepod.runtime.logs import configure_logging
 from wavepod.runtime.settings import ServiceSettings, load_settings
 from wavepod.runtime.telemetry import configure_telemetry
+from wavepod.runtime.unbuilt import unbuilt
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,24 @@ class Registration:
     descriptor: ServiceDescriptor
     servicer: Any
     add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+    @classmethod
+    def of(cls, pb2: ModuleType, pb2_grpc: ModuleType, service: str, servicer: Any) -> Registration:
+        """Looks up `service` in generated modules, e.g. `of(x_pb2, x_pb2_grpc, "XService", s)`."""
+        return cls(
+            pb2.DESCRIPTOR.services_by_name[service],
+            servicer,
+            getattr(pb2_grpc, f"add_{service}Servicer_to_server"),
+        )
+
+    @classmethod
+    def unbuilt(
+        cls, pb2: ModuleType, pb2_grpc: ModuleType, service: str, capability: str
+    ) -> Registration:
+        """Mounts `service` with every RPC answering UNIMPLEMENTED naming `capability`."""
+        base = getattr(pb2_grpc, f"{service}Servicer")
+        servicer = unbuilt(base, pb2.DESCRIPTOR.services_by_name[service], capability)()
+        return cls.of(pb2, pb2_grpc, service, servicer)
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,11 @@ async def start_server(app: ServiceApp, settings: ServiceSettings) -> RunningSer
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [r.descriptor.full_name for r in app.registrations]
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
         server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
@@ -133,7 +157,9 @@ async def serve(app: ServiceApp, settings: ServiceSettings) -> int:
     return 0
 
 
-def run(app: ServiceApp, settings_cls: type[ServiceSettings] = ServiceSettings, **defaults: Any) -> None:
+def run(
+    app: ServiceApp, settings_cls: type[ServiceSettings] = ServiceSettings, **defaults: Any
+) -> None:
     """Entry point of a service process: configure, serve until signalled, exit 0."""
     settings = load_settings(app.name, settings_cls, **defaults)
     configure_logging(app.name, settings.log_level, settings.log_json)

@@ -33,7 +33,9 @@ def with_server(
     """Runs `test(address)` against an in-process server on a fresh event loop."""
 
     async def main() -> T:
-        running = await start_server(app or probe_app(), ServiceSettings(port=0, **settings))
+        running = await start_server(
+            app or probe_app(), ServiceSettings.model_validate({"port": 0, **settings})
+        )
         try:
             return await test(running.address)
         finally:
@@ -132,7 +134,9 @@ def test_auth_maps_bearer_tokens_to_roles(tmp_path: Path) -> None:
 
             req = probe_pb2.ProbeRequest(text="hi")
             out["none"] = await code_of(stub.Echo(req))
-            out["wrong"] = await code_of(stub.Echo(req, metadata=[("authorization", "Bearer nope")]))
+            out["wrong"] = await code_of(
+                stub.Echo(req, metadata=[("authorization", "Bearer nope")])
+            )
             out["echo"] = await stub.Echo(req, metadata=[("authorization", "Bearer predict-token")])
 
             async def count(token: str) -> list[str]:
@@ -157,7 +161,9 @@ def test_auth_maps_bearer_tokens_to_roles(tmp_path: Path) -> None:
 
 def test_outgoing_calls_get_a_default_deadline() -> None:
     async def call(address: str) -> grpc.StatusCode:
-        channel = connect(address, ServiceSettings(outgoing_timeout_seconds=0.2))
+        channel = connect(
+            address, ServiceSettings.model_validate({"outgoing_timeout_seconds": 0.2})
+        )
         async with channel:
             try:
                 await probe_pb2_grpc.ProbeServiceStub(channel).Echo(
@@ -210,11 +216,10 @@ def test_sigterm_drains_in_flight_calls_flushes_and_exits_zero(tmp_path: Path) -
 
 def test_logs_carry_trace_ids_of_the_rpc() -> None:
     with service_process("wavepod.runtime.testing.probe", "probe") as proc:
-        with grpc.insecure_channel(proc.address) as channel:
-            with pytest.raises(grpc.RpcError) as err:
-                probe_pb2_grpc.ProbeServiceStub(channel).Echo(
-                    probe_pb2.ProbeRequest(behaviour="raise"), timeout=5
-                )
+        with grpc.insecure_channel(proc.address) as channel, pytest.raises(grpc.RpcError) as err:
+            probe_pb2_grpc.ProbeServiceStub(channel).Echo(
+                probe_pb2.ProbeRequest(behaviour="raise"), timeout=5
+            )
         error_id = re.search(r"error id (\w+)", err.value.details() or "")
         assert proc.terminate(timeout=15) == 0
     assert error_id

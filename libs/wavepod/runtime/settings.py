@@ -43,9 +43,7 @@ def env_prefix(service: str) -> str:
     return f"WAVEPOD_{service.upper()}_"
 
 
-def load_settings(
-    service: str, settings_cls: type[S] = ServiceSettings, **defaults: Any  # type: ignore[assignment]
-) -> S:
+def load_settings(service: str, settings_cls: type[S], **defaults: Any) -> S:
     """Reads `settings_cls` from the environment under the service's prefix.
 
     `defaults` are the service's own defaults (e.g. its well-known port); the

@@ -8,7 +8,7 @@ from wavepod.runtime.settings import ServiceSettings, env_prefix, load_settings
 def test_environment_overrides_service_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVEPOD_INGEST_DRAIN_SECONDS", "2.5")
     monkeypatch.setenv("WAVEPOD_GATEWAY_PORT", "9999")  # another service's prefix
-    settings = load_settings("ingest", port=50051, drain_seconds=30)
+    settings = load_settings("ingest", ServiceSettings, port=50051, drain_seconds=30)
     assert settings.port == 50051
     assert settings.drain_seconds == 2.5
     assert env_prefix("ingest") == "WAVEPOD_INGEST_"
@@ -17,7 +17,7 @@ def test_environment_overrides_service_defaults(monkeypatch: pytest.MonkeyPatch)
 def test_invalid_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVEPOD_INGEST_PORT", "70000")
     with pytest.raises(ValueError, match="port"):
-        load_settings("ingest")
+        load_settings("ingest", ServiceSettings)
 
 
 def test_secrets_do_not_leak_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:

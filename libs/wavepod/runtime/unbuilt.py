@@ -1,7 +1,8 @@
 """Servicers for RPCs that exist in the contract but are not built yet.
 
 They answer UNIMPLEMENTED with a message naming the missing capability, instead of
-gRPC's anonymous "Method not implemented!".
+gRPC's anonymous "Method not implemented!". A service that builds some RPCs subclasses
+the result and overrides those methods.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from google.protobuf.descriptor import ServiceDescriptor
 T = TypeVar("T")
 
 
-def unbuilt_servicer(base: type[T], service: ServiceDescriptor, capability: str) -> T:
-    """An instance of `base` (a generated servicer) whose RPCs all answer UNIMPLEMENTED."""
+def unbuilt(base: type[T], service: ServiceDescriptor, capability: str) -> type[T]:
+    """A subclass of `base` (a generated servicer) whose RPCs answer UNIMPLEMENTED."""
 
     def answer(method: str) -> Any:
         async def rpc(self: Any, _request: Any, context: grpc.aio.ServicerContext) -> None:
@@ -27,4 +28,4 @@ def unbuilt_servicer(base: type[T], service: ServiceDescriptor, capability: str)
         return rpc
 
     methods = {m.name: answer(m.name) for m in service.methods}
-    return type(f"Unbuilt{base.__name__}", (base,), methods)()
+    return type(f"Unbuilt{base.__name__}", (base,), methods)

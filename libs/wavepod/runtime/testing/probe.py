@@ -21,7 +21,9 @@ class ProbeServicer(probe_pb2_grpc.ProbeServiceServicer):
         if request.behaviour == "sleep":
             await asyncio.sleep(request.sleep_seconds)
         principal = current_principal.get()
-        return probe_pb2.ProbeReply(text=request.text, principal=principal.name if principal else "")
+        return probe_pb2.ProbeReply(
+            text=request.text, principal=principal.name if principal else ""
+        )
 
     async def Count(
         self, request: probe_pb2.ProbeRequest, context: grpc.aio.ServicerContext

@@ -78,7 +78,9 @@ def service_process(
             if proc.poll() is not None:
                 raise RuntimeError(f"{module} exited with {proc.returncode}:\n{handle.logs()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{module} not SERVING after {startup_timeout}s:\n{handle.logs()}")
+                raise TimeoutError(
+                    f"{module} not SERVING after {startup_timeout}s:\n{handle.logs()}"
+                )
             time.sleep(0.1)
         yield handle
     finally:

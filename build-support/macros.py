@@ -1,0 +1,40 @@
+# BUILD-file macros (loaded by Pants as a prelude; see [GLOBAL] build_file_prelude_globs).
+
+
+def wavepod_service(service, port, dependencies=()):
+    """The conventional targets of a service under services/<service>/.
+
+    - `:lib`    its sources (tests live beside them as *_test.py, target `:tests`);
+    - `:server` the PEX that `./pants run services/<service>:server` starts;
+    - `:image`  the Docker image with that PEX, tagged with the git SHA.
+    """
+    python_sources(name="lib", dependencies=list(dependencies))
+    python_tests(name="tests", timeout=180)
+    pex_binary(
+        name="server",
+        entry_point="server.py",
+        dependencies=[":lib"],
+        # Services read their own files at run time; keep the PEX importable as a zip.
+        restartable=True,
+    )
+    env_prefix = "WAVEPOD_%s_" % service.upper()
+    docker_image(
+        name="image",
+        repository="wavepod/%s" % service,
+        image_tags=["{build_args.GIT_SHA}", "latest"],
+        dependencies=[":server"],
+        instructions=[
+            # Production builds from the official image; CI passes a locally made base.
+            "ARG BASE_IMAGE=python:3.11-slim-bookworm",
+            "FROM ${BASE_IMAGE}",
+            "ARG GIT_SHA=unversioned",
+            "LABEL org.opencontainers.image.title=wavepod-%s" % service,
+            "LABEL org.opencontainers.image.revision=${GIT_SHA}",
+            "ENV PEX_ROOT=/tmp/.pex %sHOST=0.0.0.0 %sPORT=%d" % (env_prefix, env_prefix, port),
+            "COPY services.%s/server.pex /app/server.pex" % service,
+            # No RUN steps: images build on a daemon without a network bridge.
+            "USER 65532:65532",
+            "EXPOSE %d" % port,
+            'ENTRYPOINT ["python3", "/app/server.pex"]',
+        ],
+    )

@@ -1,0 +1,1 @@
+"""The evaluator service: promotion gates, online metrics from feedback, drift and reports."""

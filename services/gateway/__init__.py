@@ -1,0 +1,1 @@
+"""The gateway service: the public gRPC API: predictions, feedback, auth and routing."""

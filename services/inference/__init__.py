@@ -1,0 +1,1 @@
+"""The inference service: ONNX models over the KServe v2 / Triton gRPC protocol."""

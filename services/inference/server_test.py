@@ -1,0 +1,6 @@
+from inference.server import app
+from wavepod.runtime.testing.conformance import check_service_process
+
+
+def test_inference_serves_its_contract_and_drains_on_sigterm() -> None:
+    check_service_process("inference.server", app())

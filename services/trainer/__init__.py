@@ -1,0 +1,1 @@
+"""The trainer service: runs tracked in MLflow, exported to verified ONNX, registered."""

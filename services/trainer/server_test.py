@@ -1,0 +1,6 @@
+from trainer.server import app
+from wavepod.runtime.testing.conformance import check_service_process
+
+
+def test_trainer_serves_its_contract_and_drains_on_sigterm() -> None:
+    check_service_process("trainer.server", app())
