@@ -1,0 +1,81 @@
+"""Changed-only CI selects exactly what a change affects.
+
+Runs the repository's own ./pants on a throwaway clone (the committed tree of the
+checkout in WAVEPOD_REPO_ROOT, which ./pants exports) with the same flags as
+.github/workflows/ci.yml: `--changed-since=HEAD --changed-dependents=transitive`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SERVICES = {"ingest", "feature", "trainer", "evaluator", "gateway", "inference"}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    source = os.environ.get("WAVEPOD_REPO_ROOT")
+    assert source, "WAVEPOD_REPO_ROOT is unset: run through ./pants, which sets it"
+    repo = tmp_path_factory.mktemp("changed") / "repo"
+    subprocess.run(["git", "clone", "-q", source, str(repo)], check=True)
+    yield repo
+
+
+def changed_targets(repo: Path, edit: str) -> set[str]:
+    """Appends a comment to `edit`, lists what changed-only CI would select, reverts."""
+    path = repo / edit
+    original = path.read_text()
+    path.write_text(
+        original + "\n// touched\n" if edit.endswith(".proto") else original + "\n# touched\n"
+    )
+    try:
+        result = subprocess.run(
+            [
+                "./pants",
+                "--no-pantsd",
+                "--changed-since=HEAD",
+                "--changed-dependents=transitive",
+                "list",
+            ],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        return set(result.stdout.split())
+    finally:
+        path.write_text(original)
+
+
+def services_in(targets: set[str]) -> set[str]:
+    return {t.split("/")[1].split(":")[0] for t in targets if t.startswith("services/")}
+
+
+def test_touching_a_lib_selects_the_services_that_depend_on_it(clone: Path) -> None:
+    targets = changed_targets(clone, "libs/wavepod/runtime/settings.py")
+    assert "libs/wavepod/runtime/settings.py" in targets
+    assert services_in(targets) == SERVICES  # every service runs on the runtime
+    assert {f"services/{s}:image" for s in SERVICES} <= targets
+    assert not any(t.startswith("protos/") for t in targets)
+
+
+def test_touching_a_service_selects_only_that_service(clone: Path) -> None:
+    targets = changed_targets(clone, "services/gateway/server.py")
+    assert services_in(targets) == {"gateway"}
+    assert {"services/gateway:server", "services/gateway:image"} <= targets
+    assert not any(t.startswith(("libs/", "protos/")) for t in targets)
+
+
+def test_touching_a_proto_selects_generated_code_and_its_dependents(clone: Path) -> None:
+    targets = changed_targets(clone, "protos/wavepod/feature/v1/feature.proto")
+    assert "protos/wavepod/feature/v1/feature.proto:protos" in targets
+    # trainer.proto imports feature.proto, so the trainer is affected too; nobody else.
+    assert "protos/wavepod/trainer/v1/trainer.proto:protos" in targets
+    assert services_in(targets) == {"feature", "trainer"}
+    assert "services/ingest:image" not in targets
