@@ -5,6 +5,7 @@
 #   deploy/build-images.sh                        # every service image
 #   deploy/build-images.sh services/gateway:image # one
 #   deploy/build-images.sh --changed-since=origin/main  # only images a change affects
+#   (other --flags go to Pants, e.g. --no-pantsd)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,7 +13,16 @@ export BASE_IMAGE="${BASE_IMAGE:-wavepod/base:bookworm-py311}"
 eval "$(deploy/docker/dockerd.sh start)"
 deploy/docker/base-image.sh
 
-if [[ "${1:-}" == --changed-since=* ]]; then
-  exec ./pants "$1" --changed-dependents=transitive --filter-target-type=docker_image package
+flags=() specs=()
+for arg in "$@"; do
+  case "$arg" in
+    --changed-since=*) flags+=("$arg" --changed-dependents=transitive) ;;
+    --*) flags+=("$arg") ;;
+    *) specs+=("$arg") ;;
+  esac
+done
+# With --changed-since and no specs, Pants picks the changed images itself.
+if ((${#specs[@]} == 0)) && [[ "${flags[*]}" != *--changed-since=* ]]; then
+  specs=(services::)
 fi
-exec ./pants --filter-target-type=docker_image package "${@:-services::}"
+exec ./pants "${flags[@]}" --filter-target-type=docker_image package "${specs[@]}"
