@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from wavepod.runtime.auth import AuthInterceptor, TokenStore
 from wavepod.runtime.errors import UncaughtErrorInterceptor
 from wavepod.runtime.logs import configure_logging
+from wavepod.runtime.metrics import RpcMetricsInterceptor
 from wavepod.runtime.settings import ServiceSettings, load_settings
 from wavepod.runtime.telemetry import configure_telemetry
 from wavepod.runtime.unbuilt import unbuilt
@@ -113,6 +114,7 @@ class RunningServer:
 def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.ServerInterceptor]:
     # Outermost first: the span exists before auth and error handling log anything.
     interceptors: list[grpc.aio.ServerInterceptor] = [aio_server_interceptor()]
+    interceptors.append(RpcMetricsInterceptor())
     if settings.auth_tokens_file is not None:
         tokens = TokenStore.from_file(settings.auth_tokens_file)
         interceptors.append(AuthInterceptor(tokens, app.method_roles))

@@ -1,0 +1,46 @@
+"""Per-RPC metrics: call duration by method and status code (OpenTelemetry)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import grpc
+from opentelemetry import metrics
+
+from wavepod.runtime.handlers import wrap_handler
+
+
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self) -> None:
+        # The global meter provider is a no-op unless telemetry export is configured.
+        meter = metrics.get_meter("wavepod.runtime")
+        self._duration = meter.create_histogram(
+            "rpc.server.duration", unit="ms", description="Server-side RPC duration"
+        )
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+
+        @asynccontextmanager
+        async def around(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                code = context.code() or grpc.StatusCode.OK
+                name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                self._duration.record(
+                    (time.perf_counter() - started) * 1000,
+                    {"rpc.method": method, "rpc.grpc.status_code": name},
+                )
+
+        return wrap_handler(handler, around)
