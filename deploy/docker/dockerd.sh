@@ -10,7 +10,8 @@ set -euo pipefail
 STATE="${WAVEPOD_DOCKER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wavepod/docker}"
 SOCKET="$STATE/docker.sock"
 PIDFILE="$STATE/dockerd.pid"
-EXEC_ROOT=/tmp/wavepod-dockerd  # short: it holds unix sockets
+# Short (it holds unix sockets) and one per state dir, so two daemons never share it.
+EXEC_ROOT="/tmp/wavepod-dockerd-$(echo "$STATE" | md5sum | cut -c1-8)"
 # Debian's client has BuildKit built in; other clients on these machines lack buildx.
 DOCKER=/usr/bin/docker
 
@@ -32,6 +33,8 @@ case "${1:-}" in
         -H "unix://$SOCKET" >"$STATE/dockerd.log" 2>&1 &
       for _ in $(seq 1 60); do ready && break; sleep 0.5; done
       ready || { echo "dockerd.sh: daemon did not start, see $STATE/dockerd.log" >&2; exit 1; }
+      # Tells the caller it owns this daemon (and should stop it).
+      echo "export WAVEPOD_DOCKERD_STARTED=1"
     fi
     echo "export DOCKER_HOST=unix://$SOCKET"
     ;;

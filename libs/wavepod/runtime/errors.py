@@ -1,4 +1,7 @@
-"""Turns uncaught handler exceptions into INTERNAL with a logged error id.
+"""Turns handler exceptions into gRPC statuses.
+
+Domain errors (wavepod.runtime.status) become their conventional codes; anything else
+becomes INTERNAL with a logged error id.
 
 Clients never see UNKNOWN or a stack trace; operators find the stack trace in the
 logs under the error id the client was given.
@@ -15,6 +18,7 @@ from contextlib import asynccontextmanager
 import grpc
 
 from wavepod.runtime.handlers import wrap_handler
+from wavepod.runtime.status import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,9 @@ class UncaughtErrorInterceptor(grpc.aio.ServerInterceptor):
                 yield
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise  # a deliberate status, or the client went away
+            except ServiceError as error:
+                status = error.to_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)
             except Exception:
                 error_id = uuid.uuid4().hex[:16]
                 log.exception(

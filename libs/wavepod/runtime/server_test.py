@@ -19,6 +19,7 @@ from wavepod.runtime.auth import hash_token
 from wavepod.runtime.channels import connect
 from wavepod.runtime.server import ServiceApp, start_server
 from wavepod.runtime.settings import ServiceSettings
+from wavepod.runtime.status import FieldViolation, field_violations
 from wavepod.runtime.testing import probe_pb2, probe_pb2_grpc
 from wavepod.runtime.testing.probe import probe_app
 from wavepod.runtime.testing.process import health_status, service_process
@@ -94,6 +95,20 @@ def test_uncaught_error_is_internal_with_logged_error_id(caplog: pytest.LogCaptu
     assert match, details
     logged = [r for r in caplog.records if getattr(r, "error_id", None) == match.group(1)]
     assert logged and logged[0].exc_info is not None
+
+
+def test_domain_errors_map_to_status_codes_with_field_details() -> None:
+    async def call(address: str) -> grpc.aio.AioRpcError:
+        async with grpc.aio.insecure_channel(address) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await probe_pb2_grpc.ProbeServiceStub(channel).Echo(
+                    probe_pb2.ProbeRequest(behaviour="invalid")
+                )
+            return err.value
+
+    error = with_server(call)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == [FieldViolation("text", "must name a known probe")]
 
 
 def test_error_in_the_middle_of_a_stream_is_internal() -> None:

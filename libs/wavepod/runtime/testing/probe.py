@@ -9,6 +9,7 @@ import grpc
 
 from wavepod.runtime.auth import current_principal
 from wavepod.runtime.server import Registration, ServiceApp, run
+from wavepod.runtime.status import FieldViolation, InvalidArgument
 from wavepod.runtime.testing import probe_pb2, probe_pb2_grpc
 
 
@@ -18,6 +19,8 @@ class ProbeServicer(probe_pb2_grpc.ProbeServiceServicer):
     ) -> probe_pb2.ProbeReply:
         if request.behaviour == "raise":
             raise RuntimeError("secret internal detail")
+        if request.behaviour == "invalid":
+            raise InvalidArgument(FieldViolation("text", "must name a known probe"))
         if request.behaviour == "sleep":
             await asyncio.sleep(request.sleep_seconds)
         principal = current_principal.get()
