@@ -9,7 +9,8 @@ def wavepod_service(service, port, dependencies=()):
     - `:image`  the Docker image with that PEX, tagged with the git SHA.
     """
     python_sources(name="lib", dependencies=list(dependencies))
-    python_tests(name="tests", timeout=180)
+    # Tests may start the service as a process (by module name), so they get all of it.
+    python_tests(name="tests", timeout=300, dependencies=[":lib"])
     pex_binary(
         name="server",
         entry_point="server.py",

@@ -1,23 +1,28 @@
 """The ingest service process: `./pants run services/ingest:server`.
 
-Settings come from WAVEPOD_INGEST_* environment variables (wavepod.runtime.settings).
+Settings come from WAVEPOD_INGEST_* environment variables (ingest/settings.py).
 """
 
+from ingest.engine import IngestEngine
+from ingest.servicer import IngestServicer
+from ingest.settings import IngestSettings
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime import Registration, ServiceApp, load_settings, run
 
 DEFAULT_PORT = 50051
-NOT_BUILT = "landing sources into the governed lake arrives with the ingest milestone (issue #3)"
 
 
-def app() -> ServiceApp:
+def app(settings: IngestSettings | None = None) -> ServiceApp:
+    settings = settings or load_settings("ingest", IngestSettings)
+    engine = IngestEngine(settings.lake_root)
     return ServiceApp(
         name="ingest",
         registrations=[
-            Registration.unbuilt(ingest_pb2, ingest_pb2_grpc, "IngestService", NOT_BUILT)
+            Registration.of(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestServicer(engine))
         ],
+        flush_hooks=[engine.close],
     )
 
 
 if __name__ == "__main__":
-    run(app(), port=DEFAULT_PORT)
+    run(app(), IngestSettings, port=DEFAULT_PORT)

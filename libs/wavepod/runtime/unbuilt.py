@@ -7,15 +7,13 @@ the result and overrides those methods.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
-T = TypeVar("T")
 
-
-def unbuilt(base: type[T], service: ServiceDescriptor, capability: str) -> type[T]:
+def unbuilt(base: type[Any], service: ServiceDescriptor, capability: str) -> type[Any]:
     """A subclass of `base` (a generated servicer) whose RPCs answer UNIMPLEMENTED."""
 
     def answer(method: str) -> Any:

@@ -1,0 +1,28 @@
+"""Secrets by reference: `env:NAME` or `file:/path` (e.g. a mounted Kubernetes secret).
+
+Specs and logs carry only the reference, never the value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from wavepod.runtime.status import FieldViolation, InvalidArgument
+
+
+def read_secret(ref: str, field: str = "secret_ref") -> str:
+    kind, _, name = ref.partition(":")
+    if kind == "env" and name:
+        value = os.environ.get(name)
+        if value is None:
+            raise InvalidArgument(FieldViolation(field, f"environment variable {name} is not set"))
+        return value
+    if kind == "file" and name:
+        try:
+            return Path(name).read_text().strip()
+        except OSError as error:
+            raise InvalidArgument(
+                FieldViolation(field, f"cannot read secret file {name}: {error.strerror}")
+            ) from error
+    raise InvalidArgument(FieldViolation(field, "must be env:NAME or file:/path"))

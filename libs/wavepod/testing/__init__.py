@@ -1,0 +1,1 @@
+"""Real backing servers for tests (PostgreSQL, ...), started and stopped by the test."""

@@ -1,0 +1,215 @@
+"""The lake's catalog in DuckDB: schema versions, sources, and committed batches
+(which are also the lineage records). The catalog is the source of truth for what
+the lake contains: a batch exists once its row here is committed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ingest.schema import DatasetSchema
+from wavepod.duck import connect
+
+_SCHEMA_JSON = TypeAdapter(DatasetSchema)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS schemas (
+    dataset VARCHAR, version VARCHAR, major INTEGER, minor INTEGER,
+    definition JSON, registered_at TIMESTAMP, PRIMARY KEY (dataset, version));
+CREATE TABLE IF NOT EXISTS sources (
+    source_id VARCHAR PRIMARY KEY, dataset VARCHAR, spec JSON, registered_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id VARCHAR PRIMARY KEY, dataset VARCHAR, source_id VARCHAR, connector VARCHAR,
+    content_hash VARCHAR, schema_version VARCHAR, status VARCHAR,
+    rows_read BIGINT, rows_landed BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT,
+    files JSON, quarantine_file VARCHAR, violations JSON, error VARCHAR,
+    started_at TIMESTAMP, finished_at TIMESTAMP, inputs JSON);
+"""
+
+
+def _naive(moment: datetime) -> datetime:
+    """DuckDB TIMESTAMP columns hold UTC without a zone (TIMESTAMPTZ would need pytz)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _utc_now() -> datetime:
+    return _naive(datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    dataset: str
+    source_id: str
+    connector: str
+    content_hash: str
+    schema_version: str
+    status: str  # committed | failed
+    rows_read: int
+    rows_landed: int
+    rows_quarantined: int
+    rows_duplicate: int
+    files: tuple[str, ...]
+    quarantine_file: str | None
+    violations: dict[str, int]
+    error: str | None
+    started_at: datetime  # UTC
+    finished_at: datetime  # UTC
+    inputs: tuple[str, ...] = ()  # what the connector read (files, a database and query)
+
+
+def _batch_from_row(row: tuple[Any, ...]) -> Batch:
+    (
+        batch_id,
+        dataset,
+        source_id,
+        connector,
+        content_hash,
+        schema_version,
+        status,
+        read,
+        landed,
+        quarantined,
+        duplicate,
+        files,
+        quarantine_file,
+        violations,
+        error,
+        started,
+        finished,
+        inputs,
+    ) = row
+    return Batch(
+        batch_id,
+        dataset,
+        source_id,
+        connector,
+        content_hash,
+        schema_version,
+        status,
+        read,
+        landed,
+        quarantined,
+        duplicate,
+        tuple(json.loads(files)),
+        quarantine_file,
+        json.loads(violations),
+        error,
+        started,
+        finished,
+        tuple(json.loads(inputs)),
+    )
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = connect(path)
+        self._lock = threading.Lock()
+        self._con.execute(DDL)
+
+    def close(self) -> None:
+        self._con.close()
+
+    # --- schemas ------------------------------------------------------------------
+    def schemas(self, dataset: str) -> list[DatasetSchema]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT definition FROM schemas WHERE dataset = ? ORDER BY major, minor", [dataset]
+            ).fetchall()
+        return [_SCHEMA_JSON.validate_json(r[0]) for r in rows]
+
+    def add_schema(self, schema: DatasetSchema) -> None:
+        major, minor = schema.version_tuple
+        with self._lock:
+            self._con.execute(
+                "INSERT INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    schema.dataset,
+                    schema.version,
+                    major,
+                    minor,
+                    _SCHEMA_JSON.dump_json(schema).decode(),
+                    _utc_now(),
+                ],
+            )
+
+    def datasets(self) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._con.execute(
+                    "SELECT DISTINCT dataset FROM schemas ORDER BY 1"
+                ).fetchall()
+            ]
+
+    # --- sources ------------------------------------------------------------------
+    def add_source(self, source_id: str, dataset: str, spec: dict[str, object]) -> None:
+        with self._lock:
+            self._con.execute(
+                "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?)",
+                [source_id, dataset, json.dumps(spec), _utc_now()],
+            )
+
+    def source(self, source_id: str) -> dict[str, object] | None:
+        with self._lock:
+            row = self._con.execute(
+                "SELECT spec FROM sources WHERE source_id = ?", [source_id]
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    # --- batches ------------------------------------------------------------------
+    def record(self, batch: Batch) -> None:
+        """Commits a batch (or records a failed one): the single write that publishes it."""
+        with self._lock:
+            self._con.execute(
+                f"INSERT OR REPLACE INTO batches VALUES ({', '.join('?' * 18)})",
+                [
+                    batch.batch_id,
+                    batch.dataset,
+                    batch.source_id,
+                    batch.connector,
+                    batch.content_hash,
+                    batch.schema_version,
+                    batch.status,
+                    batch.rows_read,
+                    batch.rows_landed,
+                    batch.rows_quarantined,
+                    batch.rows_duplicate,
+                    json.dumps(list(batch.files)),
+                    batch.quarantine_file,
+                    json.dumps(batch.violations),
+                    batch.error,
+                    batch.started_at,
+                    batch.finished_at,
+                    json.dumps(list(batch.inputs)),
+                ],
+            )
+
+    def batches(self, dataset: str | None = None, status: str | None = None) -> list[Batch]:
+        query = (
+            "SELECT * FROM batches WHERE (? IS NULL OR dataset = ?)"
+            " AND (? IS NULL OR status = ?) ORDER BY started_at"
+        )
+        with self._lock:
+            rows = self._con.execute(query, [dataset, dataset, status, status]).fetchall()
+        return [_batch_from_row(r) for r in rows]
+
+    def committed_batch(self, dataset: str, content_hash: str) -> Batch | None:
+        return next(
+            (b for b in self.batches(dataset, "committed") if b.content_hash == content_hash), None
+        )
+
+    def committed_files(self, dataset: str | None = None) -> list[str]:
+        files: list[str] = []
+        for batch in self.batches(dataset, "committed"):
+            files += batch.files
+            if batch.quarantine_file:
+                files.append(batch.quarantine_file)
+        return files

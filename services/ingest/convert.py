@@ -1,0 +1,162 @@
+"""Proto <-> domain conversions for the ingest contract, in one place."""
+
+from __future__ import annotations
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ingest.catalog import Batch
+from ingest.schema import Column, ColumnType, DatasetSchema, Rule, RuleKind
+from ingest.sources import SourceKind, SourceSpec
+from wavepod.common.v1 import refs_pb2
+from wavepod.ingest.v1 import ingest_pb2
+from wavepod.runtime.status import FieldViolation, InvalidArgument
+
+_TYPES = {
+    ingest_pb2.COLUMN_TYPE_INT64: ColumnType.INT64,
+    ingest_pb2.COLUMN_TYPE_FLOAT64: ColumnType.FLOAT64,
+    ingest_pb2.COLUMN_TYPE_STRING: ColumnType.STRING,
+    ingest_pb2.COLUMN_TYPE_BOOL: ColumnType.BOOL,
+    ingest_pb2.COLUMN_TYPE_DATE: ColumnType.DATE,
+    ingest_pb2.COLUMN_TYPE_TIMESTAMP: ColumnType.TIMESTAMP,
+}
+_TYPE_ENUMS = {v: k for k, v in _TYPES.items()}
+_KINDS = {
+    ingest_pb2.SOURCE_KIND_FILES: SourceKind.FILES,
+    ingest_pb2.SOURCE_KIND_SQL: SourceKind.SQL,
+}
+
+
+def schema_from_proto(message: ingest_pb2.Schema) -> DatasetSchema:
+    violations = []
+    columns = []
+    for i, c in enumerate(message.columns):
+        if c.type not in _TYPES:
+            violations.append(
+                FieldViolation(f"schema.columns[{i}].type", "a column type is required")
+            )
+            continue
+        columns.append(Column(c.name, _TYPES[c.type], c.nullable, c.pii, c.description))
+    rules = []
+    for i, r in enumerate(message.rules):
+        try:
+            kind = RuleKind(r.kind)
+        except ValueError:
+            violations.append(
+                FieldViolation(
+                    f"schema.rules[{i}].kind",
+                    f"unknown rule kind {r.kind!r}; one of {[k.value for k in RuleKind]}",
+                )
+            )
+            continue
+        rules.append(
+            Rule(
+                r.id or f"{kind.value}:{r.column}", kind, r.column, tuple(sorted(r.params.items()))
+            )
+        )
+    if violations:
+        raise InvalidArgument(violations)
+    return DatasetSchema(
+        dataset=message.dataset,
+        version=message.version,
+        columns=tuple(columns),
+        primary_key=tuple(message.primary_key),
+        event_time_column=message.event_time_column,
+        rules=tuple(rules),
+        max_bad_row_ratio=(
+            message.max_bad_row_ratio if message.HasField("max_bad_row_ratio") else 0.05
+        ),
+    )
+
+
+def schema_to_proto(schema: DatasetSchema) -> ingest_pb2.Schema:
+    return ingest_pb2.Schema(
+        dataset=schema.dataset,
+        version=schema.version,
+        columns=[
+            ingest_pb2.Column(
+                name=c.name,
+                type=_TYPE_ENUMS[c.type],
+                nullable=c.nullable,
+                pii=c.pii,
+                description=c.description,
+            )
+            for c in schema.columns
+        ],
+        primary_key=list(schema.primary_key),
+        event_time_column=schema.event_time_column,
+        rules=[
+            ingest_pb2.QualityRule(
+                id=r.id, kind=r.kind.value, column=r.column, params=dict(r.params)
+            )
+            for r in schema.rules
+        ],
+        max_bad_row_ratio=schema.max_bad_row_ratio,
+    )
+
+
+def source_from_proto(message: ingest_pb2.SourceSpec) -> SourceSpec:
+    if message.kind not in _KINDS:
+        name = ingest_pb2.SourceKind.Name(message.kind)
+        raise InvalidArgument(
+            FieldViolation("source.kind", f"{name} is not supported yet; supported: FILES, SQL")
+        )
+    if not message.dataset:
+        raise InvalidArgument(FieldViolation("source.dataset", "a dataset name is required"))
+    return SourceSpec(
+        dataset=message.dataset,
+        kind=_KINDS[message.kind],
+        location=message.location,
+        query=message.query,
+        secret_ref=message.secret_ref,
+        options=tuple(sorted(message.options.items())),
+    )
+
+
+def _timestamp(value: object) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)  # type: ignore[arg-type]
+    return stamp
+
+
+def dataset_ref(batch: Batch, lake_uri: str) -> refs_pb2.DatasetRef:
+    return refs_pb2.DatasetRef(
+        name=batch.dataset,
+        version=batch.schema_version,
+        uri=f"{lake_uri}/{batch.dataset}",
+        content_hash=batch.content_hash,
+    )
+
+
+def report_to_proto(batch: Batch, duplicate: bool, lake_uri: str) -> ingest_pb2.IngestReport:
+    return ingest_pb2.IngestReport(
+        batch_id=batch.batch_id,
+        content_hash=batch.content_hash,
+        rows_read=batch.rows_read,
+        rows_landed=0 if duplicate else batch.rows_landed,
+        rows_quarantined=0 if duplicate else batch.rows_quarantined,
+        duplicate=duplicate,
+        output=dataset_ref(batch, lake_uri),
+        violations_by_rule=batch.violations,
+    )
+
+
+def lineage_to_proto(batch: Batch, lake_uri: str) -> refs_pb2.LineageRecord:
+    return refs_pb2.LineageRecord(
+        id=batch.batch_id,
+        inputs=[refs_pb2.DatasetRef(name=batch.source_id, uri=uri) for uri in batch.inputs],
+        output=dataset_ref(batch, lake_uri),
+        producer="ingest/RunIngest",
+        created_at=_timestamp(batch.finished_at),
+        attributes={
+            "status": batch.status,
+            "connector": batch.connector,
+            "schema_version": batch.schema_version,
+            "rows_read": str(batch.rows_read),
+            "rows_landed": str(batch.rows_landed),
+            "rows_quarantined": str(batch.rows_quarantined),
+            "rows_duplicate": str(batch.rows_duplicate),
+            "started_at": batch.started_at.isoformat(),
+            "seconds": f"{(batch.finished_at - batch.started_at).total_seconds():.3f}",
+            **({"error": batch.error} if batch.error else {}),
+        },
+    )

@@ -1,0 +1,291 @@
+"""The ingest data plane, independent of gRPC: register schemas and sources, run a
+source into the lake, answer lineage. The servicer (servicer.py) only translates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from ingest.catalog import Batch, Catalog
+from ingest.lake import Lake
+from ingest.quality import validate
+from ingest.schema import DatasetSchema, RuleKind, compatibility_problems
+from ingest.sources import CONNECTORS, SourceKind, SourceSpec
+from wavepod.runtime.status import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+
+log = logging.getLogger(__name__)
+
+# (phase, done, total) -> None; phases: read, validate, write, commit.
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    pass
+
+
+class IngestEngine:
+    def __init__(self, lake_root: Path, before_commit: Callable[[], None] | None = None) -> None:
+        self.lake = Lake(lake_root)
+        self.catalog = Catalog(lake_root / "_catalog.duckdb")
+        # Test seam: runs after the files are written and before the catalog commit.
+        self._before_commit = before_commit or (lambda: None)
+        self._dataset_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        removed = self.lake.remove_orphans(set(self.catalog.committed_files()))
+        if removed:
+            log.warning("removed files of uncommitted batches", extra={"files": len(removed)})
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    # --- schemas ----------------------------------------------------------------------
+    def register_schema(self, schema: DatasetSchema) -> str:
+        if problems := schema.violations():
+            raise InvalidArgument(problems)
+        versions = self.catalog.schemas(schema.dataset)
+        same = next((s for s in versions if s.version == schema.version), None)
+        if same is not None:
+            if same == schema:
+                return schema.version  # re-registering the same definition is a no-op
+            raise AlreadyExists(
+                f"{schema.dataset} {schema.version} is registered with another definition"
+            )
+        if versions and (problems := compatibility_problems(versions[-1], schema)):
+            raise InvalidArgument(problems)
+        self.catalog.add_schema(schema)
+        return schema.version
+
+    def schema(self, dataset: str, version: str = "") -> DatasetSchema:
+        versions = self.catalog.schemas(dataset)
+        if not versions:
+            raise NotFound(f"dataset {dataset!r} has no registered schema")
+        if not version:
+            return versions[-1]
+        for candidate in versions:
+            if candidate.version == version:
+                return candidate
+        raise NotFound(f"dataset {dataset!r} has no schema version {version!r}")
+
+    # --- sources ----------------------------------------------------------------------
+    def register_source(self, spec: SourceSpec) -> str:
+        connector = CONNECTORS.get(spec.kind)
+        if connector is None:
+            raise InvalidArgument(
+                FieldViolation(
+                    "source.kind", f"unsupported kind {spec.kind!r}; one of {sorted(CONNECTORS)}"
+                )
+            )
+        if problems := connector.check(spec):
+            raise InvalidArgument(problems)
+        self.schema(spec.dataset)  # NOT_FOUND unless the dataset has a schema
+        definition = {**asdict(spec), "kind": spec.kind.value}
+        source_id = (
+            f"{spec.dataset}-{spec.kind.value}-"
+            + hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
+        )
+        self.catalog.add_source(source_id, spec.dataset, definition)
+        return source_id
+
+    def source(self, source_id: str) -> SourceSpec:
+        spec = self.catalog.source(source_id)
+        if spec is None:
+            raise NotFound(f"source {source_id!r} is not registered")
+        return SourceSpec(
+            dataset=str(spec["dataset"]),
+            kind=SourceKind(str(spec["kind"])),
+            location=str(spec["location"]),
+            query=str(spec.get("query", "")),
+            secret_ref=str(spec.get("secret_ref", "")),
+            options=tuple(tuple(pair) for pair in spec.get("options", ())),  # type: ignore[attr-defined]
+        )
+
+    # --- ingest -----------------------------------------------------------------------
+    def _lock(self, dataset: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._dataset_locks.setdefault(dataset, threading.Lock())
+
+    def run_ingest(self, source_id: str, progress: Progress = _no_progress) -> tuple[Batch, bool]:
+        """Lands one batch from the source; returns it and whether it was a duplicate."""
+        spec = self.source(source_id)
+        schema = self.schema(spec.dataset)
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        progress("read", 0, 1)
+        source = CONNECTORS[spec.kind].read(spec)
+        rows = source.frame.height
+        with self._lock(spec.dataset):
+            previous = self.catalog.committed_batch(spec.dataset, source.content_hash)
+            if previous is not None:
+                progress("commit", rows, rows)
+                return previous, True
+            progress("validate", 0, rows)
+            checked = validate(
+                source.frame,
+                schema,
+                references=self._references(schema),
+                landed_keys=self._landed_keys(schema),
+                now=started,
+            )
+            batch_id = hashlib.sha256(f"{spec.dataset}:{source.content_hash}".encode()).hexdigest()[
+                :20
+            ]
+            bad = checked.quarantined.height
+            if rows and bad / rows > schema.max_bad_row_ratio:
+                top = sorted(checked.violations_by_rule.items(), key=lambda kv: -kv[1])[:3]
+                failure = (
+                    f"{bad} of {rows} rows ({bad / rows:.1%}) broke quality rules, above "
+                    f"max_bad_row_ratio {schema.max_bad_row_ratio:.1%}; most broken: "
+                    + ", ".join(f"{rule} ({n})" for rule, n in top)
+                )
+                self.catalog.record(
+                    self._batch(
+                        batch_id,
+                        spec,
+                        source_id,
+                        source.content_hash,
+                        schema,
+                        "failed",
+                        rows,
+                        0,
+                        bad,
+                        0,
+                        (),
+                        None,
+                        checked.violations_by_rule,
+                        failure,
+                        started,
+                        source.inputs,
+                    )
+                )
+                raise FailedPrecondition(failure)
+            progress("write", 0, checked.valid.height)
+            files = self.lake.write_batch(
+                spec.dataset, batch_id, checked.valid, schema.event_time_column
+            )
+            quarantine = self.lake.write_quarantine(spec.dataset, batch_id, checked.quarantined)
+            progress("write", checked.valid.height, checked.valid.height)
+            self._before_commit()
+            batch = self._batch(
+                batch_id,
+                spec,
+                source_id,
+                source.content_hash,
+                schema,
+                "committed",
+                rows,
+                checked.valid.height,
+                bad,
+                checked.duplicates,
+                tuple(files),
+                quarantine,
+                checked.violations_by_rule,
+                None,
+                started,
+                source.inputs,
+            )
+            self.catalog.record(batch)
+            progress("commit", rows, rows)
+        log.info(
+            "landed batch",
+            extra={
+                "dataset": spec.dataset,
+                "batch_id": batch_id,
+                "rows_landed": batch.rows_landed,
+                "rows_quarantined": bad,
+                "seconds": round(time.perf_counter() - clock, 3),
+            },
+        )
+        return batch, False
+
+    @staticmethod
+    def _batch(
+        batch_id: str,
+        spec: SourceSpec,
+        source_id: str,
+        content_hash: str,
+        schema: DatasetSchema,
+        status: str,
+        read: int,
+        landed: int,
+        quarantined: int,
+        duplicates: int,
+        files: tuple[str, ...],
+        quarantine: str | None,
+        violations: dict[str, int],
+        error: str | None,
+        started: datetime,
+        inputs: tuple[str, ...],
+    ) -> Batch:
+        return Batch(
+            batch_id,
+            spec.dataset,
+            source_id,
+            spec.kind.value,
+            content_hash,
+            schema.version,
+            status,
+            read,
+            landed,
+            quarantined,
+            duplicates,
+            files,
+            quarantine,
+            violations,
+            error,
+            started,
+            datetime.now(UTC),
+            inputs,
+        )
+
+    def _references(self, schema: DatasetSchema) -> dict[tuple[str, str], pl.Series]:
+        found = {}
+        for rule in schema.rules:
+            if rule.kind == RuleKind.REFERENCES:
+                dataset, column = rule.param("dataset") or "", rule.param("column") or ""
+                frame = self.read(dataset, columns=[column])
+                found[(dataset, column)] = (
+                    frame[column] if column in frame.columns else pl.Series(dtype=pl.String)
+                )
+        return found
+
+    def _landed_keys(self, schema: DatasetSchema) -> pl.DataFrame | None:
+        if not schema.primary_key:
+            return None
+        return self.read(schema.dataset, columns=list(schema.primary_key))
+
+    # --- reading and lineage --------------------------------------------------------------
+    def read(self, dataset: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """The committed rows of a dataset (only files the catalog lists)."""
+        files = [f for b in self.catalog.batches(dataset, "committed") for f in b.files]
+        scan = self.lake.scan(files)
+        if scan is None:
+            return pl.DataFrame()
+        return (scan.select(columns) if columns else scan).collect()
+
+    def quarantine(self, dataset: str) -> pl.DataFrame:
+        files = [
+            b.quarantine_file
+            for b in self.catalog.batches(dataset, "committed")
+            if b.quarantine_file
+        ]
+        scan = self.lake.scan(files)
+        return scan.collect() if scan is not None else pl.DataFrame()
+
+    def lineage(self, dataset: str) -> list[Batch]:
+        self.schema(dataset)
+        return self.catalog.batches(dataset)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ingest import convert
+from ingest.engine import IngestEngine
+from ingest.quality_test import SCHEMA as FILLS
+from ingest.schema import Column, ColumnType, DatasetSchema
+from ingest.sources import SourceKind, SourceSpec
+from wavepod.runtime.status import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from wavepod.simulator.config import SimulationConfig
+from wavepod.simulator.generate import simulate
+from wavepod.simulator.publish import publish_sql
+from wavepod.simulator.schemas import PATIENTS
+from wavepod.testing.postgres import postgres_server
+
+RX = DatasetSchema(
+    dataset="rx",
+    version="1.0",
+    columns=(Column("rx_id", ColumnType.STRING, nullable=False),),
+    primary_key=("rx_id",),
+)
+HEADER = "fill_id,rx_id,fill_date,days_supply,channel,mail\n"
+GOOD = [f"F{i},RX1,2024-01-0{1 + i % 3},30,retail,true\n" for i in range(20)]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> IngestEngine:
+    engine = IngestEngine(tmp_path / "lake")
+    engine.register_schema(RX)
+    engine.register_schema(FILLS)
+    (tmp_path / "rx.csv").write_text("rx_id\nRX1\nRX2\n")
+    engine.run_ingest(
+        engine.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
+    )
+    return engine
+
+
+def csv_source(engine: IngestEngine, path: Path, lines: list[str]) -> str:
+    path.write_text(HEADER + "".join(lines))
+    return engine.register_source(SourceSpec("fills", SourceKind.FILES, str(path)))
+
+
+def test_lands_partitioned_parquet_and_quarantines_with_reasons(
+    engine: IngestEngine, tmp_path: Path
+) -> None:
+    source = csv_source(
+        engine, tmp_path / "fills.csv", [*GOOD, "F99,RX1,2024-01-01,999,retail,true\n"]
+    )
+    batch, duplicate = engine.run_ingest(source)
+    assert not duplicate
+    assert (batch.rows_read, batch.rows_landed, batch.rows_quarantined) == (21, 20, 1)
+    assert sorted({Path(f).parent.name for f in batch.files}) == [
+        "date=2024-01-01",
+        "date=2024-01-02",
+        "date=2024-01-03",
+    ]
+    landed = engine.read("fills")
+    assert landed.height == 20 and landed.schema["days_supply"] == pl.Int64
+    bad = engine.quarantine("fills")
+    assert bad.select("fill_id", "_rule", "_row").row(0) == ("F99", "supply_range", 21)
+    [record] = [b for b in engine.lineage("fills")]
+    assert record.status == "committed" and record.inputs == (str(tmp_path / "fills.csv"),)
+
+
+def test_reingesting_the_same_content_lands_nothing_twice(
+    engine: IngestEngine, tmp_path: Path
+) -> None:
+    source = csv_source(engine, tmp_path / "fills.csv", GOOD)
+    first, _ = engine.run_ingest(source)
+    again, duplicate = engine.run_ingest(source)
+    assert duplicate and again.batch_id == first.batch_id
+    assert engine.read("fills").height == 20 and len(engine.lineage("fills")) == 1
+    # A later drop that repeats some rows lands only the new ones.
+    overlap = csv_source(
+        engine, tmp_path / "fills2.csv", [*GOOD[:5], "F50,RX2,2024-01-09,30,mail,false\n"]
+    )
+    batch, _ = engine.run_ingest(overlap)
+    assert (batch.rows_landed, batch.rows_duplicate) == (1, 5)
+    assert engine.read("fills").height == 21
+
+
+def test_a_crash_between_write_and_commit_leaves_the_lake_consistent(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+
+    def crash() -> None:
+        raise SystemExit("killed after writing files, before the catalog commit")
+
+    crashing = IngestEngine(lake, before_commit=crash)
+    crashing.register_schema(RX)
+    (tmp_path / "rx.csv").write_text("rx_id\nRX1\n")
+    source = crashing.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
+    with pytest.raises(SystemExit):
+        crashing.run_ingest(source)
+    assert list((lake / "rx").rglob("*.parquet")), "the files were written"
+    assert crashing.read("rx").height == 0, "but no reader sees them"
+    crashing.close()
+
+    restarted = IngestEngine(lake)
+    assert not list((lake / "rx").rglob("*.parquet")), "orphans removed on start"
+    batch, duplicate = restarted.run_ingest(source)
+    assert not duplicate and batch.rows_landed == 1 and restarted.read("rx").height == 1
+
+
+def test_too_many_bad_rows_fail_the_batch_and_land_nothing(
+    engine: IngestEngine, tmp_path: Path
+) -> None:
+    bad = [f"B{i},RX1,2024-01-01,0,retail,true\n" for i in range(5)]
+    source = csv_source(engine, tmp_path / "fills.csv", [*GOOD[:5], *bad])
+    with pytest.raises(FailedPrecondition, match=r"5 of 10 rows \(50.0%\).*supply_range \(5\)"):
+        engine.run_ingest(source)
+    assert engine.read("fills").height == 0
+    assert [b.status for b in engine.lineage("fills")] == ["failed"]
+
+
+def test_bad_input_names_what_is_wrong(engine: IngestEngine, tmp_path: Path) -> None:
+    (tmp_path / "ragged.csv").write_text(HEADER + 'F1,RX1,"2024-01-01,30\n')
+    ragged = engine.register_source(
+        SourceSpec("fills", SourceKind.FILES, str(tmp_path / "ragged.csv"))
+    )
+    with pytest.raises(InvalidArgument, match="ragged.csv: malformed input"):
+        engine.run_ingest(ragged)
+    with pytest.raises(NotFound, match="'nope'"):
+        engine.register_source(SourceSpec("nope", SourceKind.FILES, "x.csv"))
+    with pytest.raises(InvalidArgument) as error:
+        engine.register_source(SourceSpec("fills", SourceKind.SQL, ""))
+    assert [v.field for v in error.value.violations] == ["source.location", "source.query"]
+    missing = engine.register_source(
+        SourceSpec("fills", SourceKind.SQL, str(tmp_path / "none.db"), "select 1")
+    )
+    with pytest.raises(Unavailable, match="does not exist"):
+        engine.run_ingest(missing)
+
+
+def _patients_engine(tmp_path: Path) -> tuple[IngestEngine, pl.DataFrame]:
+    engine = IngestEngine(tmp_path / "lake")
+    engine.register_schema(convert.schema_from_proto(PATIENTS))
+    data = simulate(
+        SimulationConfig(patients=500, seed=3, start=date(2024, 1, 1), end=date(2024, 7, 1))
+    )
+    return engine, data.patients
+
+
+def test_sql_source_sqlite(tmp_path: Path) -> None:
+    engine, patients = _patients_engine(tmp_path)
+    publish_sql(patients, str(tmp_path / "patients.db"))
+    source = engine.register_source(
+        SourceSpec(
+            "patients", SourceKind.SQL, str(tmp_path / "patients.db"), "SELECT * FROM patients"
+        )
+    )
+    batch, _ = engine.run_ingest(source)
+    assert batch.rows_landed == patients.height == engine.read("patients").height
+
+
+def test_sql_source_postgres_with_password_from_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, patients = _patients_engine(tmp_path)
+    with postgres_server() as url:
+        publish_sql(patients, url)
+        monkeypatch.setenv("PG_PASSWORD", "unused-with-trust-auth")
+        source = engine.register_source(
+            SourceSpec(
+                "patients",
+                SourceKind.SQL,
+                url,
+                "SELECT * FROM patients WHERE payer <> 'cash'",
+                secret_ref="env:PG_PASSWORD",
+            )
+        )
+        batch, _ = engine.run_ingest(source)
+        assert batch.rows_landed == patients.filter(pl.col("payer") != "cash").height
+        assert all("unused-with-trust-auth" not in i for i in batch.inputs)
+    down = engine.register_source(SourceSpec("patients", SourceKind.SQL, url, "SELECT 1"))
+    with pytest.raises(Unavailable, match="cannot reach the postgres source"):
+        engine.run_ingest(down)

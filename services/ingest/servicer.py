@@ -1,0 +1,100 @@
+"""The gRPC face of the ingest engine: translate, run off the event loop, stream progress."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ingest import convert
+from ingest.engine import IngestEngine
+from wavepod.common.v1 import refs_pb2
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.runtime import unbuilt
+
+NOT_BUILT = "REST and streamed sources, profiling and PII arrive with the rest of issue #3"
+
+_Base = unbuilt(
+    ingest_pb2_grpc.IngestServiceServicer,
+    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"],
+    NOT_BUILT,
+)
+
+
+class IngestServicer(_Base):  # type: ignore[valid-type,misc]
+    def __init__(self, engine: IngestEngine) -> None:
+        self._engine = engine
+        self._lake_uri = engine.lake.root.resolve().as_uri()
+
+    async def RegisterSchema(
+        self, request: ingest_pb2.RegisterSchemaRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.RegisterSchemaResponse:
+        schema = convert.schema_from_proto(request.schema)
+        version = await asyncio.to_thread(self._engine.register_schema, schema)
+        return ingest_pb2.RegisterSchemaResponse(version=version)
+
+    async def GetSchema(
+        self, request: ingest_pb2.GetSchemaRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.Schema:
+        schema = await asyncio.to_thread(self._engine.schema, request.dataset, request.version)
+        return convert.schema_to_proto(schema)
+
+    async def RegisterSource(
+        self, request: ingest_pb2.RegisterSourceRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.RegisterSourceResponse:
+        spec = convert.source_from_proto(request.source)
+        source_id = await asyncio.to_thread(self._engine.register_source, spec)
+        return ingest_pb2.RegisterSourceResponse(source_id=source_id)
+
+    async def RunIngest(
+        self, request: ingest_pb2.RunIngestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ingest_pb2.RunIngestEvent]:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[ingest_pb2.RunIngestEvent] = asyncio.Queue()
+
+        def progress(phase: str, done: int, total: int) -> None:
+            event = ingest_pb2.RunIngestEvent(
+                progress=refs_pb2.Progress(phase=phase, done=done, total=total)
+            )
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        run = asyncio.ensure_future(
+            asyncio.to_thread(self._engine.run_ingest, request.source_id, progress)
+        )
+        while not run.done() or not events.empty():
+            getter = asyncio.ensure_future(events.get())
+            await asyncio.wait({run, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        batch, duplicate = run.result()  # re-raises the engine's error for the interceptor
+        yield ingest_pb2.RunIngestEvent(
+            report=convert.report_to_proto(batch, duplicate, self._lake_uri)
+        )
+
+    async def GetLineage(
+        self, request: ingest_pb2.GetLineageRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.GetLineageResponse:
+        batches = await asyncio.to_thread(self._engine.lineage, request.dataset.name)
+        return ingest_pb2.GetLineageResponse(
+            records=[convert.lineage_to_proto(b, self._lake_uri) for b in batches],
+            page=refs_pb2.PageResponse(total_size=len(batches)),
+        )
+
+    async def ListDatasets(
+        self, request: ingest_pb2.ListDatasetsRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.ListDatasetsResponse:
+        names = await asyncio.to_thread(self._engine.catalog.datasets)
+        refs = []
+        for name in names:
+            schema = await asyncio.to_thread(self._engine.schema, name)
+            refs.append(
+                refs_pb2.DatasetRef(
+                    name=name, version=schema.version, uri=f"{self._lake_uri}/{name}"
+                )
+            )
+        return ingest_pb2.ListDatasetsResponse(
+            datasets=refs, page=refs_pb2.PageResponse(total_size=len(refs))
+        )
