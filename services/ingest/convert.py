@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import polars as pl
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ingest.catalog import Batch
 from ingest.schema import Column, ColumnType, DatasetSchema, Rule, RuleKind
-from ingest.sources import SourceKind, SourceSpec
-from wavepod.common.v1 import refs_pb2
+from ingest.sources import SourceBatch, SourceKind, SourceSpec
+from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.ingest.v1 import ingest_pb2
 from wavepod.runtime.status import FieldViolation, InvalidArgument
 
@@ -98,7 +101,10 @@ def source_from_proto(message: ingest_pb2.SourceSpec) -> SourceSpec:
     if message.kind not in _KINDS:
         name = ingest_pb2.SourceKind.Name(message.kind)
         raise InvalidArgument(
-            FieldViolation("source.kind", f"{name} is not supported yet; supported: FILES, SQL")
+            FieldViolation(
+                "source.kind",
+                f"{name} is not supported here; use StreamEvents for streams, or FILES, SQL, REST",
+            )
         )
     if not message.dataset:
         raise InvalidArgument(FieldViolation("source.dataset", "a dataset name is required"))
@@ -160,3 +166,35 @@ def lineage_to_proto(batch: Batch, lake_uri: str) -> refs_pb2.LineageRecord:
             **({"error": batch.error} if batch.error else {}),
         },
     )
+
+
+def _value(value: values_pb2.Value) -> object:
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        return None
+    if kind == "timestamp_value":
+        return value.timestamp_value.ToDatetime()
+    return getattr(value, kind)
+
+
+def events_to_source(events: list[ingest_pb2.Event], schema: DatasetSchema) -> SourceBatch:
+    """A micro-batch of streamed events as a connector batch: the event id fills a
+    single-column primary key and the event time the schema's event-time column when the
+    payload lacks them; the hash covers the events' canonical bytes."""
+    digest = hashlib.sha256()
+    key = schema.primary_key[0] if len(schema.primary_key) == 1 else None
+    rows = []
+    for event in events:
+        digest.update(event.SerializeToString(deterministic=True))
+        row = {name: _value(v) for name, v in event.payload.values.items()}
+        if key and key not in row:
+            row[key] = event.event_id
+        if (
+            schema.event_time_column
+            and schema.event_time_column not in row
+            and event.HasField("event_time")
+        ):
+            row[schema.event_time_column] = event.event_time.ToDatetime()
+        rows.append(row)
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return SourceBatch(frame, digest.hexdigest(), (f"grpc stream ({len(events)} events)",))

@@ -40,7 +40,11 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
         SimulationConfig(patients=1500, seed=5, start=date(2023, 6, 1), end=date(2024, 6, 1))
     )
     paths = publish_all(data, tmp_path / "customer")
-    env = {"WAVEPOD_INGEST_LAKE_ROOT": str(tmp_path / "lake")}
+    env = {
+        "WAVEPOD_INGEST_LAKE_ROOT": str(tmp_path / "lake"),
+        "WAVEPOD_INGEST_PII_KEY_REF": "env:E2E_PII_KEY",
+        "E2E_PII_KEY": "e2e-secret-key",
+    }
     with (
         service_process("ingest.server", "ingest", env) as proc,
         grpc.insecure_channel(proc.address) as channel,
@@ -116,7 +120,13 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
             stub.GetSchema(K.GetSchemaRequest(dataset="unknown"))
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
+        logs = proc.logs()
     lake = tmp_path / "lake"
     landed = pl.read_parquet(lake / "fills" / "**" / "*.parquet")
     assert landed.height == data.fills.height
     assert sorted(landed["fill_id"]) == sorted(data.fills["fill_id"])
+    # Patient ids are PII: pseudonymized in the lake, absent from the service's logs.
+    raw_ids = set(data.patients["patient_id"])
+    assert not raw_ids & set(landed["patient_id"])
+    assert not any(f'"{pid}"' in logs or f"'{pid}'" in logs for pid in list(raw_ids)[:200])
+    assert "e2e-secret-key" not in logs

@@ -17,9 +17,10 @@ import polars as pl
 
 from ingest.catalog import Batch, Catalog
 from ingest.lake import Lake
+from ingest.pii import pseudonymize
 from ingest.quality import validate
 from ingest.schema import DatasetSchema, RuleKind, compatibility_problems
-from ingest.sources import CONNECTORS, SourceKind, SourceSpec
+from ingest.sources import CONNECTORS, SourceBatch, SourceKind, SourceSpec
 from wavepod.runtime.status import (
     AlreadyExists,
     FailedPrecondition,
@@ -39,8 +40,14 @@ def _no_progress(phase: str, done: int, total: int) -> None:
 
 
 class IngestEngine:
-    def __init__(self, lake_root: Path, before_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        lake_root: Path,
+        pii_key: bytes | None = None,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.lake = Lake(lake_root)
+        self._pii_key = pii_key
         self.catalog = Catalog(lake_root / "_catalog.duckdb")
         # Test seam: runs after the files are written and before the catalog commit.
         self._before_commit = before_commit or (lambda: None)
@@ -122,28 +129,38 @@ class IngestEngine:
     def run_ingest(self, source_id: str, progress: Progress = _no_progress) -> tuple[Batch, bool]:
         """Lands one batch from the source; returns it and whether it was a duplicate."""
         spec = self.source(source_id)
-        schema = self.schema(spec.dataset)
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
+        self.schema(spec.dataset)  # NOT_FOUND before reading anything
         progress("read", 0, 1)
         source = CONNECTORS[spec.kind].read(spec)
+        return self.land(spec.dataset, source_id, spec.kind.value, source, progress)
+
+    def land(
+        self,
+        dataset: str,
+        source_id: str,
+        connector: str,
+        source: SourceBatch,
+        progress: Progress = _no_progress,
+    ) -> tuple[Batch, bool]:
+        """Validates and lands rows read by any connector (or a stream) exactly once."""
+        schema = self.schema(dataset)
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
         rows = source.frame.height
-        with self._lock(spec.dataset):
-            previous = self.catalog.committed_batch(spec.dataset, source.content_hash)
+        with self._lock(dataset):
+            previous = self.catalog.committed_batch(dataset, source.content_hash)
             if previous is not None:
                 progress("commit", rows, rows)
                 return previous, True
             progress("validate", 0, rows)
             checked = validate(
-                source.frame,
+                pseudonymize(source.frame, schema, self._pii_key),
                 schema,
                 references=self._references(schema),
                 landed_keys=self._landed_keys(schema),
                 now=started,
             )
-            batch_id = hashlib.sha256(f"{spec.dataset}:{source.content_hash}".encode()).hexdigest()[
-                :20
-            ]
+            batch_id = hashlib.sha256(f"{dataset}:{source.content_hash}".encode()).hexdigest()[:20]
             bad = checked.quarantined.height
             if rows and bad / rows > schema.max_bad_row_ratio:
                 top = sorted(checked.violations_by_rule.items(), key=lambda kv: -kv[1])[:3]
@@ -155,7 +172,8 @@ class IngestEngine:
                 self.catalog.record(
                     self._batch(
                         batch_id,
-                        spec,
+                        dataset,
+                        connector,
                         source_id,
                         source.content_hash,
                         schema,
@@ -175,14 +193,15 @@ class IngestEngine:
                 raise FailedPrecondition(failure)
             progress("write", 0, checked.valid.height)
             files = self.lake.write_batch(
-                spec.dataset, batch_id, checked.valid, schema.event_time_column
+                dataset, batch_id, checked.valid, schema.event_time_column
             )
-            quarantine = self.lake.write_quarantine(spec.dataset, batch_id, checked.quarantined)
+            quarantine = self.lake.write_quarantine(dataset, batch_id, checked.quarantined)
             progress("write", checked.valid.height, checked.valid.height)
             self._before_commit()
             batch = self._batch(
                 batch_id,
-                spec,
+                dataset,
+                connector,
                 source_id,
                 source.content_hash,
                 schema,
@@ -203,7 +222,7 @@ class IngestEngine:
         log.info(
             "landed batch",
             extra={
-                "dataset": spec.dataset,
+                "dataset": dataset,
                 "batch_id": batch_id,
                 "rows_landed": batch.rows_landed,
                 "rows_quarantined": bad,
@@ -215,7 +234,8 @@ class IngestEngine:
     @staticmethod
     def _batch(
         batch_id: str,
-        spec: SourceSpec,
+        dataset: str,
+        connector: str,
         source_id: str,
         content_hash: str,
         schema: DatasetSchema,
@@ -233,9 +253,9 @@ class IngestEngine:
     ) -> Batch:
         return Batch(
             batch_id,
-            spec.dataset,
+            dataset,
             source_id,
-            spec.kind.value,
+            connector,
             content_hash,
             schema.version,
             status,

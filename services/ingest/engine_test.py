@@ -137,7 +137,7 @@ def test_bad_input_names_what_is_wrong(engine: IngestEngine, tmp_path: Path) -> 
 
 
 def _patients_engine(tmp_path: Path) -> tuple[IngestEngine, pl.DataFrame]:
-    engine = IngestEngine(tmp_path / "lake")
+    engine = IngestEngine(tmp_path / "lake", pii_key=b"test-key")
     engine.register_schema(convert.schema_from_proto(PATIENTS))
     data = simulate(
         SimulationConfig(patients=500, seed=3, start=date(2024, 1, 1), end=date(2024, 7, 1))
@@ -179,3 +179,32 @@ def test_sql_source_postgres_with_password_from_a_secret(
     down = engine.register_source(SourceSpec("patients", SourceKind.SQL, url, "SELECT 1"))
     with pytest.raises(Unavailable, match="cannot reach the postgres source"):
         engine.run_ingest(down)
+
+
+def test_pii_is_pseudonymized_before_anything_lands(tmp_path: Path) -> None:
+    engine, patients = _patients_engine(tmp_path)
+    publish_sql(patients, str(tmp_path / "patients.db"))
+    source = engine.register_source(
+        SourceSpec(
+            "patients", SourceKind.SQL, str(tmp_path / "patients.db"), "SELECT * FROM patients"
+        )
+    )
+    engine.run_ingest(source)
+    landed = engine.read("patients")["patient_id"]
+    raw = set(patients["patient_id"])
+    assert landed.n_unique() == len(raw) and not raw & set(landed)
+    # No Parquet file in the lake (data or quarantine) holds a raw identifier.
+    for path in (tmp_path / "lake").rglob("*.parquet"):
+        frame = pl.read_parquet(path)
+        for column in frame.columns:
+            assert not raw & set(frame[column].cast(pl.String).drop_nulls()), (path, column)
+
+    keyless = IngestEngine(tmp_path / "lake2")
+    keyless.register_schema(convert.schema_from_proto(PATIENTS))
+    source = keyless.register_source(
+        SourceSpec(
+            "patients", SourceKind.SQL, str(tmp_path / "patients.db"), "SELECT * FROM patients"
+        )
+    )
+    with pytest.raises(FailedPrecondition, match="PII_KEY_REF"):
+        keyless.run_ingest(source)

@@ -109,6 +109,11 @@ class DatasetSchema:
             if not column.name or column.name in seen:
                 bad(f"schema.columns[{i}].name", f"empty or duplicate column name {column.name!r}")
             seen.add(column.name)
+            if column.pii and column.type != ColumnType.STRING:
+                bad(
+                    f"schema.columns[{i}].pii",
+                    "PII columns must be strings (they are pseudonymized)",
+                )
         for key in self.primary_key:
             if key not in self.column_index:
                 bad("schema.primary_key", f"unknown column {key!r}")

@@ -8,17 +8,26 @@ from ingest.servicer import IngestServicer
 from ingest.settings import IngestSettings
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, load_settings, run
+from wavepod.runtime.secrets import read_secret
 
 DEFAULT_PORT = 50051
 
 
 def app(settings: IngestSettings | None = None) -> ServiceApp:
     settings = settings or load_settings("ingest", IngestSettings)
-    engine = IngestEngine(settings.lake_root)
+    key = (
+        read_secret(settings.pii_key_ref, "pii_key_ref").encode() if settings.pii_key_ref else None
+    )
+    engine = IngestEngine(settings.lake_root, pii_key=key)
     return ServiceApp(
         name="ingest",
         registrations=[
-            Registration.of(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestServicer(engine))
+            Registration.of(
+                ingest_pb2,
+                ingest_pb2_grpc,
+                "IngestService",
+                IngestServicer(engine, settings.stream_batch_size),
+            )
         ],
         flush_hooks=[engine.close],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,8 +13,9 @@ from ingest.engine import IngestEngine
 from wavepod.common.v1 import refs_pb2
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime import unbuilt
+from wavepod.runtime.status import FieldViolation, InvalidArgument
 
-NOT_BUILT = "REST and streamed sources, profiling and PII arrive with the rest of issue #3"
+NOT_BUILT = "dataset profiling arrives with the rest of issue #3"
 
 _Base = unbuilt(
     ingest_pb2_grpc.IngestServiceServicer,
@@ -23,8 +25,9 @@ _Base = unbuilt(
 
 
 class IngestServicer(_Base):  # type: ignore[valid-type,misc]
-    def __init__(self, engine: IngestEngine) -> None:
+    def __init__(self, engine: IngestEngine, stream_batch_size: int = 5000) -> None:
         self._engine = engine
+        self._stream_batch_size = stream_batch_size
         self._lake_uri = engine.lake.root.resolve().as_uri()
 
     async def RegisterSchema(
@@ -73,6 +76,41 @@ class IngestServicer(_Base):  # type: ignore[valid-type,misc]
         yield ingest_pb2.RunIngestEvent(
             report=convert.report_to_proto(batch, duplicate, self._lake_uri)
         )
+
+    async def StreamEvents(
+        self, request_iterator: AsyncIterator[ingest_pb2.Event], context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.StreamEventsResponse:
+        """Lands events in micro-batches as they arrive; a batch that committed stays
+        committed if the stream later fails, and re-sent events count as duplicates."""
+        totals = ingest_pb2.StreamEventsResponse()
+        pending: dict[str, list[ingest_pb2.Event]] = defaultdict(list)
+
+        async def flush(dataset: str) -> None:
+            events = pending.pop(dataset)
+            schema = await asyncio.to_thread(self._engine.schema, dataset)
+            source = convert.events_to_source(events, schema)
+            batch, duplicate = await asyncio.to_thread(
+                self._engine.land, dataset, f"stream:{dataset}", "stream", source
+            )
+            if duplicate:
+                totals.duplicates += len(events)
+                return
+            totals.accepted += batch.rows_landed
+            totals.duplicates += batch.rows_duplicate
+            totals.quarantined += batch.rows_quarantined
+
+        index = 0
+        async for event in request_iterator:
+            if not event.dataset or not event.event_id:
+                missing = "dataset" if not event.dataset else "event_id"
+                raise InvalidArgument(FieldViolation(f"events[{index}].{missing}", "is required"))
+            pending[event.dataset].append(event)
+            if len(pending[event.dataset]) >= self._stream_batch_size:
+                await flush(event.dataset)
+            index += 1
+        for dataset in list(pending):
+            await flush(dataset)
+        return totals
 
     async def GetLineage(
         self, request: ingest_pb2.GetLineageRequest, context: grpc.aio.ServicerContext

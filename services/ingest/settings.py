@@ -13,3 +13,9 @@ class IngestSettings(ServiceSettings):
     lake_root: Path = Field(
         Path(".wavepod/lake"), description="Lake directory: Parquet data, quarantine, catalog."
     )
+    pii_key_ref: str = Field(
+        "", description="env:NAME or file:/path of the key that pseudonymizes PII columns."
+    )
+    stream_batch_size: int = Field(
+        5000, gt=0, description="StreamEvents lands events in micro-batches of this many."
+    )

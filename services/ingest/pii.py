@@ -1,0 +1,44 @@
+"""Pseudonymization of PII columns on landing: a keyed hash (HMAC-SHA256), so the same
+identifier maps to the same pseudonym across datasets (joins still work) while the raw
+value never reaches the lake, the quarantine or the logs. The key comes from a secret
+reference (env:NAME or file:/path), never from configuration in clear."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import polars as pl
+
+from ingest.schema import DatasetSchema
+from wavepod.runtime.status import FailedPrecondition
+
+PSEUDONYM_CHARS = 32  # 128 bits of the HMAC, hex
+
+
+def pii_columns(schema: DatasetSchema) -> list[str]:
+    return [c.name for c in schema.columns if c.pii]
+
+
+def pseudonymize(frame: pl.DataFrame, schema: DatasetSchema, key: bytes | None) -> pl.DataFrame:
+    columns = [c for c in pii_columns(schema) if c in frame.columns]
+    if not columns:
+        return frame
+    if not key:
+        raise FailedPrecondition(
+            f"{schema.dataset} has PII columns {columns} but no pseudonymization key is "
+            "configured (WAVEPOD_INGEST_PII_KEY_REF)"
+        )
+    replaced = []
+    for name in columns:
+        text = frame[name].cast(pl.String)
+        uniques = text.drop_nulls().unique()
+        # One HMAC per distinct identifier, then a vectorized replace.
+        mapping = {
+            value: hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_CHARS]
+            for value in uniques.to_list()
+        }
+        replaced.append(
+            text.replace_strict(mapping, default=None, return_dtype=pl.String).alias(name)
+        )
+    return frame.with_columns(replaced)
