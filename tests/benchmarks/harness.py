@@ -1,0 +1,102 @@
+"""Shared benchmark plumbing: the CLI flags, timing, the table and the JSON file.
+
+Every benchmark compares wavepod with a named peer on the same input in the same run
+and reports `ratio = wavepod rate / peer rate` (above 1: wavepod is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="smoke size, for CI")
+    parser.add_argument("--json", type=Path, help="write results here")
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_args()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    wavepod: str
+    peer: str
+    goal: str  # e.g. ">= 0.8" (wavepod rate / peer rate)
+    ratio: float
+
+    @property
+    def met(self) -> bool:
+        op, _, value = self.goal.partition(" ")
+        return self.ratio >= float(value) if op == ">=" else self.ratio <= float(value)
+
+
+@dataclass
+class Report:
+    benchmark: str
+    size: str
+    measurements: list[Measurement] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    def time(self, name: str, rows: int, run: Callable[[], object]) -> Measurement:
+        started = time.perf_counter()
+        run()
+        measurement = Measurement(name, rows, time.perf_counter() - started)
+        self.measurements.append(measurement)
+        return measurement
+
+    def compare(self, wavepod: Measurement, peer: Measurement, goal: str) -> None:
+        ratio = wavepod.rows_per_second / peer.rows_per_second
+        self.comparisons.append(Comparison(wavepod.name, peer.name, goal, ratio))
+
+    def emit(self, path: Path | None) -> None:
+        console = Console()
+        table = Table(title=f"{self.benchmark} ({self.size})")
+        for column in ("run", "rows", "seconds", "rows/s"):
+            table.add_column(column, justify="right" if column != "run" else "left")
+        for m in self.measurements:
+            table.add_row(m.name, f"{m.rows:,}", f"{m.seconds:.2f}", f"{m.rows_per_second:,.0f}")
+        console.print(table)
+        ratios = Table(title="wavepod / peer (rows/s)")
+        for column in ("wavepod", "peer", "ratio", "goal", "met"):
+            ratios.add_column(column)
+        for c in self.comparisons:
+            ratios.add_row(c.wavepod, c.peer, f"{c.ratio:.2f}x", c.goal, "yes" if c.met else "NO")
+        console.print(ratios)
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                json.dumps(
+                    {
+                        "benchmark": self.benchmark,
+                        "size": self.size,
+                        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                        "measurements": [
+                            {**asdict(m), "rows_per_second": m.rows_per_second}
+                            for m in self.measurements
+                        ],
+                        "comparisons": [{**asdict(c), "met": c.met} for c in self.comparisons],
+                    },
+                    indent=2,
+                )
+            )

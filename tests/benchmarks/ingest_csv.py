@@ -1,0 +1,115 @@
+"""CSV -> validated, partitioned Parquet: wavepod ingest versus DuckDB and pandas.
+
+    ./pants run tests/benchmarks:ingest_csv -- --quick --json dist/benchmarks/ingest_csv.json
+
+Peers, on the same simulated fills CSV and the same thread budget:
+- DuckDB `read_csv` straight to Parquet, no validation (goal: wavepod >= 0.8x its rate);
+- pandas `read_csv` + per-row validation + `to_parquet` (goal: wavepod >= 10x).
+wavepod does more than either: types, quality rules (ranges, allowed values, uniqueness,
+references to prescriptions), quarantine, PII pseudonymization, partitioning by date,
+exactly-once bookkeeping.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from benchmarks.harness import Report, parse_args
+
+ARGS = parse_args(__doc__ or "")
+# Thread pools read these at import time.
+os.environ["POLARS_MAX_THREADS"] = str(ARGS.threads)
+
+import duckdb  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ingest.convert import schema_from_proto  # noqa: E402
+from ingest.engine import IngestEngine  # noqa: E402
+from ingest.sources import SourceKind, SourceSpec  # noqa: E402
+from wavepod.simulator.config import SimulationConfig  # noqa: E402
+from wavepod.simulator.generate import simulate  # noqa: E402
+from wavepod.simulator.publish import customer_fills, publish_csv_drops  # noqa: E402
+from wavepod.simulator.schemas import FILLS, PRESCRIPTIONS  # noqa: E402
+
+SIZES = {"quick": [20_000], "full": [100_000, 1_000_000]}  # patients; about 10 fills each
+
+
+def pandas_baseline(csv: Path, out: Path, known_rx: set[str]) -> None:
+    frame = pd.read_csv(csv)
+    allowed = {"retail", "mail"}
+
+    def valid(row: pd.Series) -> bool:
+        return (
+            isinstance(row["fill_id"], str)
+            and 1 <= row["days_supply"] <= 365
+            and row["channel"] in allowed
+            and row["rx_id"] in known_rx
+            and (pd.isna(row["copay"]) or row["copay"] >= 0)
+        )
+
+    mask = frame.apply(valid, axis=1)
+    frame[mask].to_parquet(out)
+
+
+def run_size(patients: int, work: Path, report: Report) -> None:
+    data = simulate(SimulationConfig(patients=patients, seed=1, start=date(2023, 1, 1)))
+    fills = customer_fills(data.fills)
+    csv = work / f"fills-{patients}.csv"
+    fills.write_csv(csv)
+    rows = fills.height
+
+    engine = IngestEngine(work / f"lake-{patients}", pii_key=b"bench-key")
+    no_patient_refs = type(PRESCRIPTIONS)()
+    no_patient_refs.CopyFrom(PRESCRIPTIONS)
+    del no_patient_refs.rules[2]
+    engine.register_schema(schema_from_proto(no_patient_refs))
+    engine.register_schema(schema_from_proto(FILLS))
+    publish_csv_drops(data.prescriptions, work / f"rx-{patients}")
+    rx = engine.register_source(
+        SourceSpec("prescriptions", SourceKind.FILES, str(work / f"rx-{patients}" / "*.csv"))
+    )
+    engine.run_ingest(rx)  # the reference target; not timed
+    source = engine.register_source(SourceSpec("fills", SourceKind.FILES, str(csv)))
+
+    label = f"{rows:,} fills"
+    ours = report.time(f"wavepod ingest, {label}", rows, lambda: engine.run_ingest(source))
+    landed = engine.read("fills", columns=["fill_id"]).height
+    assert landed == rows, f"wavepod landed {landed} of {rows}"
+
+    con = duckdb.connect(config={"threads": ARGS.threads})
+    target = work / f"duckdb-{patients}.parquet"
+    duck = report.time(
+        f"DuckDB read_csv -> Parquet, {label}",
+        rows,
+        lambda: con.execute(
+            f"COPY (SELECT * FROM read_csv('{csv}')) TO '{target}' (FORMAT parquet)"
+        ),
+    )
+    report.compare(ours, duck, ">= 0.8")
+
+    known_rx = set(data.prescriptions["rx_id"])
+    panda = report.time(
+        f"pandas read_csv + row validation, {label}",
+        rows,
+        lambda: pandas_baseline(csv, work / f"pandas-{patients}.parquet", known_rx),
+    )
+    report.compare(ours, panda, ">= 10")
+    engine.close()
+
+
+def main() -> int:
+    size = "quick" if ARGS.quick else "full"
+    report = Report("ingest_csv", size)
+    with tempfile.TemporaryDirectory(prefix="wavepod-bench-") as tmp:
+        for patients in SIZES[size]:
+            run_size(patients, Path(tmp), report)
+    report.emit(ARGS.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
