@@ -8,6 +8,7 @@ import polars as pl
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ingest.catalog import Batch
+from ingest.profiling import Profile
 from ingest.schema import Column, ColumnType, DatasetSchema, Rule, RuleKind
 from ingest.sources import SourceBatch, SourceKind, SourceSpec
 from wavepod.common.v1 import refs_pb2, values_pb2
@@ -26,6 +27,7 @@ _TYPE_ENUMS = {v: k for k, v in _TYPES.items()}
 _KINDS = {
     ingest_pb2.SOURCE_KIND_FILES: SourceKind.FILES,
     ingest_pb2.SOURCE_KIND_SQL: SourceKind.SQL,
+    ingest_pb2.SOURCE_KIND_REST: SourceKind.REST,
 }
 
 
@@ -198,3 +200,29 @@ def events_to_source(events: list[ingest_pb2.Event], schema: DatasetSchema) -> S
         rows.append(row)
     frame = pl.DataFrame(rows, infer_schema_length=None)
     return SourceBatch(frame, digest.hexdigest(), (f"grpc stream ({len(events)} events)",))
+
+
+def profile_to_proto(profile: Profile, report: str) -> ingest_pb2.DatasetProfile:
+    return ingest_pb2.DatasetProfile(
+        dataset=refs_pb2.DatasetRef(name=profile.dataset),
+        row_count=profile.rows,
+        scope=profile.scope,
+        report_uri=report,
+        columns=[
+            ingest_pb2.ColumnProfile(
+                column=c.column,
+                type=c.dtype,
+                null_fraction=c.null_fraction,
+                distinct_count=c.distinct_count,
+                min=c.min,
+                max=c.max,
+                mean=c.mean,
+                stddev=c.stddev,
+                quantiles=list(c.quantiles),
+                type_error_fraction=c.type_error_fraction,
+                null_fraction_change=c.null_fraction_change,
+                mean_shift_stddevs=c.mean_shift_stddevs,
+            )
+            for c in profile.columns
+        ],
+    )

@@ -1,5 +1,6 @@
 """A simulated pharmacy lands through the real ingest service over gRPC: patients from
-SQL, prescriptions from monthly CSV drops, fills from a CSV export."""
+its SQL database, prescriptions from monthly CSV drops, fills from its paginated REST API
+(with injected 429s and 503s)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from wavepod.runtime.status import field_violations
 from wavepod.runtime.testing.process import service_process
 from wavepod.simulator.config import SimulationConfig
 from wavepod.simulator.generate import simulate
-from wavepod.simulator.publish import publish_all
+from wavepod.simulator.publish import customer_fills, publish_all
+from wavepod.simulator.rest_api import Faults, serve_fills
 from wavepod.simulator.schemas import REFILL_SCHEMAS
 
 K = ingest_pb2
@@ -44,8 +46,11 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
         "WAVEPOD_INGEST_LAKE_ROOT": str(tmp_path / "lake"),
         "WAVEPOD_INGEST_PII_KEY_REF": "env:E2E_PII_KEY",
         "E2E_PII_KEY": "e2e-secret-key",
+        "FILLS_API_TOKEN": "fills-api-token",
     }
+    faults = Faults(rate_limited=0.1, unavailable=0.1, retry_after_seconds=0, seed=8)
     with (
+        serve_fills(customer_fills(data.fills), "fills-api-token", faults, page_size=2000) as api,
         service_process("ingest.server", "ingest", env) as proc,
         grpc.insecure_channel(proc.address) as channel,
     ):
@@ -65,7 +70,11 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
                 location=str(paths["prescriptions"] / "prescriptions_*.csv"),
             ),
             "fills": K.SourceSpec(
-                dataset="fills", kind=K.SOURCE_KIND_FILES, location=str(paths["fills"])
+                dataset="fills",
+                kind=K.SOURCE_KIND_REST,
+                location=api.url,
+                secret_ref="env:FILLS_API_TOKEN",
+                options={"max_retries": "20"},
             ),
         }
         expected = {
@@ -92,6 +101,17 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
             assert record.attributes["rows_landed"] == str(expected[name])
             assert record.output.content_hash == report.content_hash
             assert record.producer == "ingest/RunIngest" and record.inputs
+
+        profile = stub.ProfileDataset(
+            K.ProfileDatasetRequest(dataset=refs_pb2.DatasetRef(name="fills"))
+        )
+        assert profile.row_count == data.fills.height
+        columns = {c.column: c for c in profile.columns}
+        assert (
+            columns["days_supply"].quantiles
+            and columns["fill_id"].distinct_count == data.fills.height
+        )
+        assert Path(profile.report_uri).read_text().startswith("<!doctype html>")
 
         listed = stub.ListDatasets(K.ListDatasetsRequest()).datasets
         assert sorted(d.name for d in listed) == ["fills", "patients", "prescriptions"]
@@ -120,6 +140,7 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
             stub.GetSchema(K.GetSchemaRequest(dataset="unknown"))
         assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
+        assert api.faults_served > 0
         logs = proc.logs()
     lake = tmp_path / "lake"
     landed = pl.read_parquet(lake / "fills" / "**" / "*.parquet")
@@ -129,4 +150,4 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
     raw_ids = set(data.patients["patient_id"])
     assert not raw_ids & set(landed["patient_id"])
     assert not any(f'"{pid}"' in logs or f"'{pid}'" in logs for pid in list(raw_ids)[:200])
-    assert "e2e-secret-key" not in logs
+    assert "e2e-secret-key" not in logs and "fills-api-token" not in logs

@@ -16,11 +16,13 @@ from pathlib import Path
 import polars as pl
 
 from ingest.catalog import Batch, Catalog
-from ingest.lake import Lake
+from ingest.lake import REPORTS, Lake
 from ingest.pii import pseudonymize
+from ingest.profiling import Profile, profile_frame, render_html
 from ingest.quality import validate
 from ingest.schema import DatasetSchema, RuleKind, compatibility_problems
 from ingest.sources import CONNECTORS, SourceBatch, SourceKind, SourceSpec
+from ingest.storage import LocalStorage, open_storage
 from wavepod.runtime.status import (
     AlreadyExists,
     FailedPrecondition,
@@ -42,13 +44,20 @@ def _no_progress(phase: str, done: int, total: int) -> None:
 class IngestEngine:
     def __init__(
         self,
-        lake_root: Path,
+        lake_root: str | Path,
         pii_key: bytes | None = None,
         before_commit: Callable[[], None] | None = None,
+        catalog_path: Path | None = None,
+        s3_endpoint_url: str | None = None,
     ) -> None:
-        self.lake = Lake(lake_root)
+        storage = open_storage(lake_root, s3_endpoint_url)
+        self.lake = Lake(storage)
         self._pii_key = pii_key
-        self.catalog = Catalog(lake_root / "_catalog.duckdb")
+        if catalog_path is None:
+            if not isinstance(storage, LocalStorage):
+                raise ValueError("an object-store lake needs a catalog_path")
+            catalog_path = storage.root / "_catalog.duckdb"
+        self.catalog = Catalog(catalog_path)
         # Test seam: runs after the files are written and before the catalog commit.
         self._before_commit = before_commit or (lambda: None)
         self._dataset_locks: dict[str, threading.Lock] = {}
@@ -303,6 +312,29 @@ class IngestEngine:
             for b in self.catalog.batches(dataset, "committed")
             if b.quarantine_file
         ]
+        scan = self.lake.scan(files)
+        return scan.collect() if scan is not None else pl.DataFrame()
+
+    def profile(self, dataset: str, batch_id: str = "") -> tuple[Profile, str]:
+        """Profiles the dataset, or one batch against the batch before it; writes the
+        HTML report under `_reports/` in the lake and returns where it is."""
+        self.schema(dataset)
+        committed = self.catalog.batches(dataset, "committed")
+        if not batch_id:
+            frame, previous, errors, read = self.read(dataset), None, {}, None
+        else:
+            index = next((i for i, b in enumerate(committed) if b.batch_id == batch_id), None)
+            if index is None:
+                raise NotFound(f"{dataset} has no committed batch {batch_id!r}")
+            batch = committed[index]
+            frame = self._read_files(batch.files)
+            previous = self._read_files(committed[index - 1].files) if index else None
+            errors, read = batch.violations, batch.rows_read
+        result = profile_frame(dataset, batch_id or "dataset", frame, previous, errors, read)
+        key = f"{REPORTS}/{dataset}/profile-{batch_id or 'dataset'}.html"
+        return result, self.lake.write_text(render_html(result, frame), key)
+
+    def _read_files(self, files: tuple[str, ...]) -> pl.DataFrame:
         scan = self.lake.scan(files)
         return scan.collect() if scan is not None else pl.DataFrame()
 

@@ -17,6 +17,7 @@ from wavepod.simulator.generate import simulate
 from wavepod.simulator.publish import publish_sql
 from wavepod.simulator.schemas import PATIENTS
 from wavepod.testing.postgres import postgres_server
+from wavepod.testing.s3 import s3_server
 
 RX = DatasetSchema(
     dataset="rx",
@@ -208,3 +209,73 @@ def test_pii_is_pseudonymized_before_anything_lands(tmp_path: Path) -> None:
     )
     with pytest.raises(FailedPrecondition, match="PII_KEY_REF"):
         keyless.run_ingest(source)
+
+
+def test_batch_profiles_show_drift_against_the_previous_batch(
+    engine: IngestEngine, tmp_path: Path
+) -> None:
+    first = csv_source(engine, tmp_path / "a.csv", GOOD)
+    engine.run_ingest(first)
+    drifted = [
+        f"D{i},RX2,2024-02-0{1 + i % 3},90,{'' if i % 2 else 'mail'},false\n" for i in range(20)
+    ]
+    second = csv_source(
+        engine, tmp_path / "b.csv", [*drifted, "D99,RX2,2024-02-01,ninety,mail,true\n"]
+    )
+    batch, _ = engine.run_ingest(second)
+
+    profile, report = engine.profile("fills", batch.batch_id)
+    columns = {c.column: c for c in profile.columns}
+    assert profile.rows == 20
+    assert columns["days_supply"].mean == 90 and columns["days_supply"].quantiles[2] == 90
+    assert columns["channel"].null_fraction_change == pytest.approx(0.5)
+    assert columns["days_supply"].type_error_fraction == pytest.approx(1 / 21)
+    assert columns["fill_id"].distinct_count == 20
+    html = Path(report).read_text()
+    assert "Drift against the previous batch" in html and html.count("<img") >= 2
+
+    whole, _ = engine.profile("fills")
+    assert whole.rows == 40 and whole.scope == "dataset"
+    with pytest.raises(NotFound):
+        engine.profile("fills", "no-such-batch")
+
+
+def test_the_lake_can_live_in_an_s3_compatible_bucket(tmp_path: Path) -> None:
+    import boto3
+
+    with s3_server("lake") as endpoint:
+
+        def open_engine() -> IngestEngine:
+            return IngestEngine(
+                "s3://lake/wavepod",
+                catalog_path=tmp_path / "catalog.duckdb",
+                s3_endpoint_url=endpoint,
+            )
+
+        engine = open_engine()
+        engine.register_schema(RX)
+        engine.register_schema(FILLS)
+        (tmp_path / "rx.csv").write_text("rx_id\nRX1\nRX2\n")
+        engine.run_ingest(
+            engine.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
+        )
+        batch, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
+        assert batch.rows_landed == 20 and engine.read("fills").height == 20
+
+        client = boto3.client("s3", endpoint_url=endpoint)
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket="lake")["Contents"]}
+        assert {f"wavepod/{f}" for f in batch.files} <= keys
+        assert any(k.startswith("wavepod/fills/date=2024-01-01/") for k in keys)
+
+        _, report = engine.profile("fills")
+        assert report.startswith("s3://lake/wavepod/_reports/fills/")
+
+        # An uncommitted object (a crash before the commit) is removed on start.
+        client.put_object(
+            Bucket="lake", Key="wavepod/fills/date=2024-01-01/part-orphan.parquet", Body=b"x"
+        )
+        engine.close()
+        restarted = open_engine()
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket="lake")["Contents"]}
+        assert "wavepod/fills/date=2024-01-01/part-orphan.parquet" not in keys
+        assert restarted.read("fills").height == 20

@@ -1,78 +1,76 @@
 """The Parquet lake: `<root>/<dataset>/date=YYYY-MM-DD/part-<batch>.parquet`.
 
-Files are written under a temporary name and renamed into place, so a reader never
+Files are written locally and published atomically (storage.py), so a reader never
 sees half a file; a batch becomes visible only when the catalog commits its file list
 (catalog.py), so a crash between writing and committing leaves orphans that no reader
-lists and that `remove_orphans` deletes (or the re-run overwrites: names are derived
-from the batch id, which is derived from the content).
+lists and that `remove_orphans` deletes (or the re-run overwrites: names derive from
+the batch id, which derives from the content).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
+from ingest.storage import Storage
+
 QUARANTINE = "_quarantine"
-STAGING = ".staging"
+REPORTS = "_reports"
 
 
 class Lake:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.uri = storage.uri
 
-    def _write(self, frame: pl.DataFrame, relative: str) -> str:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
-        os.replace(tmp, path)
-        return relative
+    def _write(self, frame: pl.DataFrame, key: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="wavepod-lake-") as tmp:
+            local = Path(tmp) / "part.parquet"
+            frame.write_parquet(local, compression="zstd", statistics=True)
+            self.storage.publish(local, key)
+        return key
+
+    def write_text(self, text: str, key: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="wavepod-lake-") as tmp:
+            local = Path(tmp) / "file"
+            local.write_text(text)
+            self.storage.publish(local, key)
+        return self.storage.url(key)
 
     def write_batch(
         self, dataset: str, batch_id: str, frame: pl.DataFrame, event_time_column: str
     ) -> list[str]:
-        """Writes `frame` partitioned by the date of its event time; returns relative paths.
+        """Writes `frame` partitioned by the date of its event time; returns the keys.
 
-        A date-typed event time partitions in one parallel polars write into a staging
-        directory (the partition column is a real column, so files carry nothing extra);
-        timestamps are split by day first. Each file is then renamed into place.
+        A date-typed event time partitions in one parallel polars write into a local
+        staging directory (the partition column is a real column, so files carry nothing
+        extra); timestamps are split by day first. Each file is then published.
         """
         if frame.height == 0:
             return []
         if not event_time_column:
             return [self._write(frame, f"{dataset}/part-{batch_id}.parquet")]
         if frame.schema[event_time_column] != pl.Date:
-            return self._write_by_day(dataset, batch_id, frame, event_time_column)
-        staging = self.root / STAGING / batch_id
-        shutil.rmtree(staging, ignore_errors=True)
-        frame.write_parquet(staging, partition_by=event_time_column, compression="zstd")
+            keyed = frame.with_columns(
+                pl.col(event_time_column).dt.date().dt.strftime("%Y-%m-%d").alias("__date")
+            )
+            return sorted(
+                self._write(part.drop("__date"), f"{dataset}/date={day}/part-{batch_id}.parquet")
+                for (day,), part in keyed.partition_by("__date", as_dict=True).items()
+            )
         written = []
-        for part in sorted(staging.glob(f"{event_time_column}=*/*.parquet")):
-            day = part.parent.name.split("=", 1)[1]
-            suffix = "" if part.stem.strip("0") == "" else f"-{part.stem}"
-            relative = f"{dataset}/date={day}/part-{batch_id}{suffix}.parquet"
-            (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, self.root / relative)
-            written.append(relative)
-        shutil.rmtree(staging, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="wavepod-staging-") as staging:
+            frame.write_parquet(staging, partition_by=event_time_column, compression="zstd")
+            for part in sorted(Path(staging).glob(f"{event_time_column}=*/*.parquet")):
+                day = part.parent.name.split("=", 1)[1]
+                suffix = "" if part.stem.strip("0") == "" else f"-{part.stem}"
+                key = f"{dataset}/date={day}/part-{batch_id}{suffix}.parquet"
+                self.storage.publish(part, key)
+                written.append(key)
         return written
-
-    def _write_by_day(
-        self, dataset: str, batch_id: str, frame: pl.DataFrame, event_time_column: str
-    ) -> list[str]:
-        keyed = frame.with_columns(
-            pl.col(event_time_column).dt.date().dt.strftime("%Y-%m-%d").alias("__date")
-        )
-        return sorted(
-            self._write(part.drop("__date"), f"{dataset}/date={day}/part-{batch_id}.parquet")
-            for (day,), part in keyed.partition_by("__date", as_dict=True).items()
-        )
 
     def write_quarantine(self, dataset: str, batch_id: str, frame: pl.DataFrame) -> str | None:
         if frame.height == 0:
@@ -80,18 +78,16 @@ class Lake:
         return self._write(frame, f"{QUARANTINE}/{dataset}/part-{batch_id}.parquet")
 
     def scan(self, files: Iterable[str]) -> pl.LazyFrame | None:
-        paths = [str(self.root / f) for f in files]
-        return pl.scan_parquet(paths) if paths else None
+        urls = [self.storage.url(f) for f in files]
+        if not urls:
+            return None
+        return pl.scan_parquet(urls, storage_options=self.storage.options)
 
     def remove_orphans(self, committed: set[str]) -> list[str]:
         """Deletes data files no committed batch lists (left by a crash); returns them."""
         removed = []
-        for path in self.root.rglob("*.parquet"):
-            relative = path.relative_to(self.root).as_posix()
-            if relative not in committed:
-                path.unlink()
-                removed.append(relative)
-        for tmp in self.root.rglob(".*.tmp"):
-            tmp.unlink()
-        shutil.rmtree(self.root / STAGING, ignore_errors=True)
+        for key in self.storage.list_keys():
+            if key.endswith(".parquet") and key not in committed:
+                self.storage.delete(key)
+                removed.append(key)
         return removed

@@ -150,13 +150,18 @@ def validate(
                 )
             )
 
+    # The first broken rule per row (cheap), then reasons for the broken rows only:
+    # formatting a reason for every good row would cost more than the checks.
     frame = frame.with_columns(
         pl.coalesce([pl.when(broken).then(pl.lit(rule_id)) for rule_id, broken, _ in checks]).alias(
             RULE
-        ),
-        pl.coalesce([pl.when(broken).then(reason) for _, broken, reason in checks]).alias(REASON),
+        )
     )
-    bad = frame.filter(pl.col(RULE).is_not_null())
+    bad = frame.filter(pl.col(RULE).is_not_null()).with_columns(
+        pl.coalesce(
+            [pl.when(pl.col(RULE) == rule_id).then(reason) for rule_id, _, reason in checks]
+        ).alias(REASON)
+    )
     good = frame.filter(pl.col(RULE).is_null()).select(
         pl.col(typed_names[c.name]).alias(c.name) for c in schema.columns
     )

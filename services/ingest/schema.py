@@ -126,8 +126,12 @@ class DatasetSchema:
                 )
         if not 0 <= self.max_bad_row_ratio <= 1:
             bad("schema.max_bad_row_ratio", "must be between 0 and 1")
+        rule_ids: set[str] = set()
         for i, rule in enumerate(self.rules):
             where = f"schema.rules[{i}]"
+            if rule.id in rule_ids:
+                bad(f"{where}.id", f"duplicate rule id {rule.id!r}")
+            rule_ids.add(rule.id)
             if rule.column and rule.column not in self.column_index:
                 bad(f"{where}.column", f"rule {rule.id!r} names unknown column {rule.column!r}")
             if rule.kind != RuleKind.UNIQUE and not rule.column:

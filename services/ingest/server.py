@@ -18,7 +18,12 @@ def app(settings: IngestSettings | None = None) -> ServiceApp:
     key = (
         read_secret(settings.pii_key_ref, "pii_key_ref").encode() if settings.pii_key_ref else None
     )
-    engine = IngestEngine(settings.lake_root, pii_key=key)
+    engine = IngestEngine(
+        settings.lake_root,
+        pii_key=key,
+        catalog_path=settings.catalog_path,
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
     return ServiceApp(
         name="ingest",
         registrations=[

@@ -12,23 +12,14 @@ from ingest import convert
 from ingest.engine import IngestEngine
 from wavepod.common.v1 import refs_pb2
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from wavepod.runtime import unbuilt
 from wavepod.runtime.status import FieldViolation, InvalidArgument
 
-NOT_BUILT = "dataset profiling arrives with the rest of issue #3"
 
-_Base = unbuilt(
-    ingest_pb2_grpc.IngestServiceServicer,
-    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"],
-    NOT_BUILT,
-)
-
-
-class IngestServicer(_Base):  # type: ignore[valid-type,misc]
+class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(self, engine: IngestEngine, stream_batch_size: int = 5000) -> None:
         self._engine = engine
         self._stream_batch_size = stream_batch_size
-        self._lake_uri = engine.lake.root.resolve().as_uri()
+        self._lake_uri = engine.lake.uri
 
     async def RegisterSchema(
         self, request: ingest_pb2.RegisterSchemaRequest, context: grpc.aio.ServicerContext
@@ -111,6 +102,14 @@ class IngestServicer(_Base):  # type: ignore[valid-type,misc]
         for dataset in list(pending):
             await flush(dataset)
         return totals
+
+    async def ProfileDataset(
+        self, request: ingest_pb2.ProfileDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.DatasetProfile:
+        profile, report = await asyncio.to_thread(
+            self._engine.profile, request.dataset.name, request.batch_id
+        )
+        return convert.profile_to_proto(profile, report)
 
     async def GetLineage(
         self, request: ingest_pb2.GetLineageRequest, context: grpc.aio.ServicerContext

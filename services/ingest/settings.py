@@ -10,8 +10,14 @@ from wavepod.runtime import ServiceSettings
 
 
 class IngestSettings(ServiceSettings):
-    lake_root: Path = Field(
-        Path(".wavepod/lake"), description="Lake directory: Parquet data, quarantine, catalog."
+    lake_root: str = Field(
+        ".wavepod/lake", description="Lake root: a directory or s3://bucket/prefix."
+    )
+    catalog_path: Path | None = Field(
+        None, description="DuckDB catalog file; default <lake_root>/_catalog.duckdb (local)."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, moto); unset: AWS."
     )
     pii_key_ref: str = Field(
         "", description="env:NAME or file:/path of the key that pseudonymizes PII columns."
