@@ -63,7 +63,9 @@ class Lake:
             )
         written = []
         with tempfile.TemporaryDirectory(prefix="wavepod-staging-") as staging:
-            frame.write_parquet(staging, partition_by=event_time_column, compression="zstd")
+            frame.write_parquet(
+                staging, partition_by=event_time_column, compression="zstd", compression_level=1
+            )
             for part in sorted(Path(staging).glob(f"{event_time_column}=*/*.parquet")):
                 day = part.parent.name.split("=", 1)[1]
                 suffix = "" if part.stem.strip("0") == "" else f"-{part.stem}"
