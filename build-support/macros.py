@@ -35,6 +35,9 @@ def wavepod_service(service, port, dependencies=()):
             "COPY services.%s/server.pex /app/server.pex" % service,
             # No RUN steps: images build on a daemon without a network bridge.
             "USER 65532:65532",
+            # Relative data paths (e.g. the default lake) land somewhere writable; mount a
+            # volume and point WAVEPOD_<SERVICE>_* settings at it in production.
+            "WORKDIR /tmp",
             "EXPOSE %d" % port,
             'ENTRYPOINT ["python3", "/app/server.pex"]',
         ],

@@ -47,8 +47,10 @@ def pseudonymize(frame: pl.DataFrame, schema: DatasetSchema, key: bytes | None) 
         text = frame[name].cast(pl.String)
         uniques = text.drop_nulls().unique()
         # One HMAC per distinct identifier, then a vectorized replace.
-        mapping = {value: pseudonym(value) for value in uniques.to_list()}
+        pseudonyms = pl.Series([pseudonym(v) for v in uniques.to_list()], dtype=pl.String)
         replaced.append(
-            text.replace_strict(mapping, default=None, return_dtype=pl.String).alias(name)
+            text.replace_strict(uniques, pseudonyms, default=None, return_dtype=pl.String).alias(
+                name
+            )
         )
     return frame.with_columns(replaced)

@@ -117,7 +117,7 @@ def validate(
             checks.append(
                 (
                     rule.id,
-                    pl.int_range(pl.len()).over(keys) > 0,  # every repeat after the first
+                    ~pl.struct(keys).is_first_distinct(),  # every repeat after the first
                     pl.lit(f"duplicate {names} within the batch"),
                 )
             )
