@@ -123,8 +123,14 @@ def test_bad_input_names_what_is_wrong(engine: IngestEngine, tmp_path: Path) -> 
     ragged = engine.register_source(
         SourceSpec("fills", SourceKind.FILES, str(tmp_path / "ragged.csv"))
     )
-    with pytest.raises(InvalidArgument, match="ragged.csv: malformed input"):
+    with pytest.raises(InvalidArgument, match="ragged.csv: malformed input: line 2: "):
         engine.run_ingest(ragged)
+    (tmp_path / "wide.csv").write_text(
+        HEADER + GOOD[0] + "F2,RX1,2024-01-01,30,retail,true,extra\n"
+    )
+    wide = engine.register_source(SourceSpec("fills", SourceKind.FILES, str(tmp_path / "wide.csv")))
+    with pytest.raises(InvalidArgument, match="line 3: 7 fields where the header has 6"):
+        engine.run_ingest(wide)
     with pytest.raises(NotFound, match="'nope'"):
         engine.register_source(SourceSpec("nope", SourceKind.FILES, "x.csv"))
     with pytest.raises(InvalidArgument) as error:

@@ -7,6 +7,7 @@ content a no-op. Register a new kind in `CONNECTORS`.
 
 from __future__ import annotations
 
+import csv
 import glob
 import hashlib
 import json
@@ -88,9 +89,30 @@ class FilesConnector:
                 return pl.read_parquet(path)
             return pl.read_csv(path, infer_schema=False)
         except (pl.exceptions.PolarsError, OSError) as error:
+            where = _first_malformed_line(path) if path.suffix != ".parquet" else None
+            detail = where or str(error).splitlines()[0]
             raise InvalidArgument(
-                FieldViolation("source.location", f"{path.name}: malformed input: {error}")
+                FieldViolation("source.location", f"{path.name}: malformed input: {detail}")
             ) from error
+
+
+def _first_malformed_line(path: Path) -> str | None:
+    """Finds the line a CSV parser choked on (only on the error path: it is slow)."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+            for record in reader:
+                if len(record) != len(header):
+                    return (
+                        f"line {reader.line_num}: {len(record)} fields where the header has"
+                        f" {len(header)}"
+                    )
+        except csv.Error as error:
+            return f"line {reader.line_num}: {error}"
+        except StopIteration:
+            return "the file is empty"
+    return None
 
 
 class SqlConnector:
