@@ -45,6 +45,16 @@ class PopulationShift:
 
 
 @dataclass(frozen=True)
+class InjectableDrift:
+    """Prescriptions starting from `effective` switch to GLP-1 injectables more often,
+    and injectables are discontinued more (supply shortages)."""
+
+    effective: date
+    extra_glp1_share: float = 0.15
+    extra_discontinuation: float = 0.08
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     patients: int = 10_000
     start: date = date(2023, 1, 1)
@@ -57,6 +67,7 @@ class SimulationConfig:
     payer_policy_change: PayerPolicyChange | None = None
     pharmacy_outage: PharmacyOutage | None = None
     population_shift: PopulationShift | None = None
+    injectable_drift: InjectableDrift | None = None
     payer_mix: tuple[float, ...] = field(default=(0.5, 0.3, 0.15, 0.05))
 
     def __post_init__(self) -> None:

@@ -101,6 +101,14 @@ def simulate(config: SimulationConfig) -> PharmacyData:
     refills_allowed = np.select([days_supply >= 90, days_supply >= 60], [3, 5], 11)
     latest_start = np.maximum(arrival[rx_patient] + 1, end - 30)
     rx_start = np.minimum(arrival[rx_patient] + rng.integers(0, 180, m), latest_start - 1)
+    injectable_era = np.zeros(m, dtype=bool)
+    if (drift := config.injectable_drift) is not None:
+        injectable_era = rx_start >= _day(drift.effective)
+        switched = injectable_era & (rng.random(m) < drift.extra_glp1_share)
+        drug = np.where(switched, classes.index("glp1"), drug)
+        injectable = np.array([DRUG_CLASSES[c][1] for c in classes])[drug]
+        days_supply = np.where(switched, 28, days_supply)
+        refills_allowed = np.where(switched, 11, refills_allowed)
     payer_rx = payer[rx_patient]
     base_copay = np.select(
         [payer_rx == PAYERS.index(p) for p in PAYERS],
@@ -169,6 +177,10 @@ def simulate(config: SimulationConfig) -> PharmacyData:
 
     # Discontinuation: a per-fill hazard, higher for low adherence and injectables.
     hazard = 0.03 + 0.10 * (1 - adh) + 0.04 * injectable
+    if config.injectable_drift is not None:  # shortages: injectables stop more often
+        hazard = hazard + config.injectable_drift.extra_discontinuation * (
+            injectable & injectable_era
+        )
     stops_after = rng.geometric(hazard)  # number of fills before stopping
     fills_allowed = np.minimum(refills_allowed + 1, MAX_FILLS)
     count = np.minimum(stops_after, fills_allowed)

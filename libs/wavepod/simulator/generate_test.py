@@ -7,8 +7,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from wavepod.simulator.config import PayerPolicyChange, PharmacyOutage, SimulationConfig
-from wavepod.simulator.generate import simulate
+from wavepod.simulator.config import (
+    InjectableDrift,
+    PayerPolicyChange,
+    PharmacyOutage,
+    PopulationShift,
+    SimulationConfig,
+)
+from wavepod.simulator.generate import PharmacyData, simulate
 from wavepod.simulator.publish import publish_all
 
 SMALL = SimulationConfig(patients=3_000, seed=11)
@@ -101,3 +107,30 @@ def test_publishes_sql_csv_drops_and_fills(data, tmp_path: Path) -> None:  # typ
 def test_invalid_config_names_the_field() -> None:
     with pytest.raises(ValueError, match="patients"):
         SimulationConfig(patients=0)
+
+
+def test_population_shift_and_injectable_drift() -> None:
+    effective = date(2024, 1, 1)
+    base = simulate(SimulationConfig(patients=4_000, seed=21))
+    drifted = simulate(
+        SimulationConfig(
+            patients=4_000,
+            seed=21,
+            population_shift=PopulationShift(effective, age_shift_years=-20, medicaid_share=0.6),
+            injectable_drift=InjectableDrift(effective, extra_glp1_share=0.3),
+        )
+    )
+
+    def late_arrivals(data: PharmacyData) -> pl.DataFrame:
+        return data.patients.filter(pl.col("first_seen") >= effective)
+
+    assert (
+        late_arrivals(drifted)["birth_year"].mean() > late_arrivals(base)["birth_year"].mean() + 10
+    )
+    assert (late_arrivals(drifted)["payer"] == "medicaid").mean() > 0.5
+
+    def glp1_share(data: PharmacyData) -> float:
+        recent = data.prescriptions.filter(pl.col("start_date") >= effective)
+        return float((recent["drug_class"] == "glp1").mean())  # type: ignore[arg-type]
+
+    assert glp1_share(drifted) > glp1_share(base) + 0.2
