@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from wavepod.runtime.handlers import aborting_handler, wrap_handler
+from wavepod.runtime.handlers import HandlerInterceptor, aborting_handler, wrap_handler
 
 PUBLIC_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -75,7 +75,7 @@ def bearer_token(metadata: Any) -> str | None:
     return None
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(HandlerInterceptor):
     """UNAUTHENTICATED without a known token; PERMISSION_DENIED without a required role.
 
     `method_roles` maps a full method name (`/pkg.Service/Method`) to the roles any of
@@ -88,16 +88,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._tokens = tokens
         self._method_roles = dict(method_roles or {})
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
+    def handle(
+        self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(PUBLIC_METHOD_PREFIXES):
+        method = details.method
+        if method.startswith(PUBLIC_METHOD_PREFIXES):
             return handler
-        token = bearer_token(handler_call_details.invocation_metadata)
+        token = bearer_token(details.invocation_metadata)
         principal = self._tokens.lookup(token) if token else None
         if principal is None:
             return aborting_handler(

@@ -7,7 +7,7 @@ the OpenTelemetry aio interceptor (and grpc.aio itself) iterate.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -80,3 +80,24 @@ def aborting_handler(
         await context.abort(code, details)
 
     return _rebuild(handler, abort)
+
+
+class HandlerInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that rewrites the handler of each method it finds.
+
+    Subclasses implement `handle(details, handler)`: return `handler` untouched, wrapped
+    (`wrap_handler`) or replaced (`aborting_handler`).
+    """
+
+    def handle(
+        self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
+    ) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        return handler if handler is None else self.handle(handler_call_details, handler)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
 from opentelemetry import metrics
 
-from wavepod.runtime.handlers import wrap_handler
+from wavepod.runtime.handlers import HandlerInterceptor, wrap_handler
 
 
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+class RpcMetricsInterceptor(HandlerInterceptor):
     def __init__(self) -> None:
         # The global meter provider is a no-op unless telemetry export is configured.
         meter = metrics.get_meter("wavepod.runtime")
@@ -20,15 +20,10 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
             "rpc.server.duration", unit="ms", description="Server-side RPC duration"
         )
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
+    def handle(
+        self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
+        method = details.method
 
         @asynccontextmanager
         async def around(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
