@@ -138,9 +138,10 @@ class IngestEngine:
     def run_ingest(self, source_id: str, progress: Progress = _no_progress) -> tuple[Batch, bool]:
         """Lands one batch from the source; returns it and whether it was a duplicate."""
         spec = self.source(source_id)
-        self.schema(spec.dataset)  # NOT_FOUND before reading anything
+        schema = self.schema(spec.dataset)  # NOT_FOUND before reading anything
         progress("read", 0, 1)
-        source = CONNECTORS[spec.kind].read(spec)
+        types = {c.name: c.type.polars for c in schema.columns if not c.pii}
+        source = CONNECTORS[spec.kind].read(spec, types)
         return self.land(spec.dataset, source_id, spec.kind.value, source, progress)
 
     def land(
