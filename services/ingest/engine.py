@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -172,6 +172,27 @@ class IngestEngine:
             )
             batch_id = hashlib.sha256(f"{dataset}:{source.content_hash}".encode()).hexdigest()[:20]
             bad = checked.quarantined.height
+            # This attempt as the catalog will record it; failed until committed.
+            attempt = Batch(
+                batch_id=batch_id,
+                dataset=dataset,
+                source_id=source_id,
+                connector=connector,
+                content_hash=source.content_hash,
+                schema_version=schema.version,
+                status="failed",
+                rows_read=rows,
+                rows_landed=0,
+                rows_quarantined=bad,
+                rows_duplicate=0,
+                files=(),
+                quarantine_file=None,
+                violations=checked.violations_by_rule,
+                error=None,
+                started_at=started,
+                finished_at=started,
+                inputs=source.inputs,
+            )
             if rows and bad / rows > schema.max_bad_row_ratio:
                 top = sorted(checked.violations_by_rule.items(), key=lambda kv: -kv[1])[:3]
                 failure = (
@@ -179,27 +200,7 @@ class IngestEngine:
                     f"max_bad_row_ratio {schema.max_bad_row_ratio:.1%}; most broken: "
                     + ", ".join(f"{rule} ({n})" for rule, n in top)
                 )
-                self.catalog.record(
-                    self._batch(
-                        batch_id,
-                        dataset,
-                        connector,
-                        source_id,
-                        source.content_hash,
-                        schema,
-                        "failed",
-                        rows,
-                        0,
-                        bad,
-                        0,
-                        (),
-                        None,
-                        checked.violations_by_rule,
-                        failure,
-                        started,
-                        source.inputs,
-                    )
-                )
+                self.catalog.record(replace(attempt, error=failure, finished_at=datetime.now(UTC)))
                 raise FailedPrecondition(failure)
             progress("write", 0, checked.valid.height)
             files = self.lake.write_batch(
@@ -208,24 +209,14 @@ class IngestEngine:
             quarantine = self.lake.write_quarantine(dataset, batch_id, checked.quarantined)
             progress("write", checked.valid.height, checked.valid.height)
             self._before_commit()
-            batch = self._batch(
-                batch_id,
-                dataset,
-                connector,
-                source_id,
-                source.content_hash,
-                schema,
-                "committed",
-                rows,
-                checked.valid.height,
-                bad,
-                checked.duplicates,
-                tuple(files),
-                quarantine,
-                checked.violations_by_rule,
-                None,
-                started,
-                source.inputs,
+            batch = replace(
+                attempt,
+                status="committed",
+                rows_landed=checked.valid.height,
+                rows_duplicate=checked.duplicates,
+                files=tuple(files),
+                quarantine_file=quarantine,
+                finished_at=datetime.now(UTC),
             )
             self.catalog.record(batch)
             progress("commit", rows, rows)
@@ -240,47 +231,6 @@ class IngestEngine:
             },
         )
         return batch, False
-
-    @staticmethod
-    def _batch(
-        batch_id: str,
-        dataset: str,
-        connector: str,
-        source_id: str,
-        content_hash: str,
-        schema: DatasetSchema,
-        status: str,
-        read: int,
-        landed: int,
-        quarantined: int,
-        duplicates: int,
-        files: tuple[str, ...],
-        quarantine: str | None,
-        violations: dict[str, int],
-        error: str | None,
-        started: datetime,
-        inputs: tuple[str, ...],
-    ) -> Batch:
-        return Batch(
-            batch_id,
-            dataset,
-            source_id,
-            connector,
-            content_hash,
-            schema.version,
-            status,
-            read,
-            landed,
-            quarantined,
-            duplicates,
-            files,
-            quarantine,
-            violations,
-            error,
-            started,
-            datetime.now(UTC),
-            inputs,
-        )
 
     def _references(self, schema: DatasetSchema) -> dict[tuple[str, str], pl.Series]:
         found = {}
