@@ -144,4 +144,5 @@ version = "$GRPC_PLUGIN_VERSION"
 url_template = "file://$grpc_plugin"
 known_versions = [$(known "$GRPC_PLUGIN_VERSION" "$grpc_plugin")]
 RC
+touch "$TOOLS/.complete"  # the launcher re-runs this script when the cache was cleared
 log "ready"
