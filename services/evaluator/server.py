@@ -22,4 +22,4 @@ def app() -> ServiceApp:
 
 
 if __name__ == "__main__":
-    run(app(), port=DEFAULT_PORT)
+    run("evaluator", lambda _settings: app(), port=DEFAULT_PORT)

@@ -30,4 +30,4 @@ def app() -> ServiceApp:
 
 
 if __name__ == "__main__":
-    run(app(), port=DEFAULT_PORT)
+    run("inference", lambda _settings: app(), port=DEFAULT_PORT)

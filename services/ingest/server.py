@@ -7,14 +7,13 @@ from ingest.engine import IngestEngine
 from ingest.servicer import IngestServicer
 from ingest.settings import IngestSettings
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from wavepod.runtime import Registration, ServiceApp, load_settings, run
+from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.secrets import read_secret
 
 DEFAULT_PORT = 50051
 
 
-def app(settings: IngestSettings | None = None) -> ServiceApp:
-    settings = settings or load_settings("ingest", IngestSettings)
+def app(settings: IngestSettings) -> ServiceApp:
     key = (
         read_secret(settings.pii_key_ref, "pii_key_ref").encode() if settings.pii_key_ref else None
     )
@@ -39,4 +38,4 @@ def app(settings: IngestSettings | None = None) -> ServiceApp:
 
 
 if __name__ == "__main__":
-    run(app(), IngestSettings, port=DEFAULT_PORT)
+    run("ingest", app, IngestSettings, port=DEFAULT_PORT)

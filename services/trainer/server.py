@@ -20,4 +20,4 @@ def app() -> ServiceApp:
 
 
 if __name__ == "__main__":
-    run(app(), port=DEFAULT_PORT)
+    run("trainer", lambda _settings: app(), port=DEFAULT_PORT)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -34,6 +34,8 @@ from wavepod.runtime.telemetry import configure_telemetry
 from wavepod.runtime.unbuilt import unbuilt
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
 
 Hook = Callable[[], Awaitable[None] | None]
 
@@ -160,12 +162,18 @@ async def serve(app: ServiceApp, settings: ServiceSettings) -> int:
 
 
 def run(
-    app: ServiceApp, settings_cls: type[ServiceSettings] = ServiceSettings, **defaults: Any
+    name: str,
+    build: Callable[[S], ServiceApp],
+    settings_cls: type[S] = ServiceSettings,  # type: ignore[assignment]
+    **defaults: Any,
 ) -> None:
-    """Entry point of a service process: configure, serve until signalled, exit 0."""
-    settings = load_settings(app.name, settings_cls, **defaults)
-    configure_logging(app.name, settings.log_level, settings.log_json)
-    telemetry = configure_telemetry(app.name, app.version, settings.otlp_endpoint)
+    """Entry point of a service process: read settings once, configure logs, build the
+    app from the settings (so its start-up logs are structured too), serve until
+    signalled, exit 0."""
+    settings = load_settings(name, settings_cls, **defaults)
+    configure_logging(name, settings.log_level, settings.log_json)
+    app = build(settings)
+    telemetry = configure_telemetry(name, app.version, settings.otlp_endpoint)
     try:
         code = asyncio.run(serve(app, settings))
     finally:

@@ -60,4 +60,4 @@ def probe_app(flush_marker: str | None = None) -> ServiceApp:
 if __name__ == "__main__":
     import os
 
-    run(probe_app(os.environ.get("PROBE_FLUSH_MARKER")))
+    run("probe", lambda _settings: probe_app(os.environ.get("PROBE_FLUSH_MARKER")))
