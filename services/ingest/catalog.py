@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,46 +64,18 @@ class Batch:
     inputs: tuple[str, ...] = ()  # what the connector read (files, a database and query)
 
 
+_BATCH_FIELDS = [f.name for f in fields(Batch)]  # the batches table's column order
+
+
 def _batch_from_row(row: tuple[Any, ...]) -> Batch:
-    (
-        batch_id,
-        dataset,
-        source_id,
-        connector,
-        content_hash,
-        schema_version,
-        status,
-        read,
-        landed,
-        quarantined,
-        duplicate,
-        files,
-        quarantine_file,
-        violations,
-        error,
-        started,
-        finished,
-        inputs,
-    ) = row
+    record = dict(zip(_BATCH_FIELDS, row, strict=True))
     return Batch(
-        batch_id,
-        dataset,
-        source_id,
-        connector,
-        content_hash,
-        schema_version,
-        status,
-        read,
-        landed,
-        quarantined,
-        duplicate,
-        tuple(json.loads(files)),
-        quarantine_file,
-        json.loads(violations),
-        error,
-        started,
-        finished,
-        tuple(json.loads(inputs)),
+        **{
+            **record,
+            "files": tuple(json.loads(record["files"])),
+            "violations": json.loads(record["violations"]),
+            "inputs": tuple(json.loads(record["inputs"])),
+        }
     )
 
 
@@ -202,9 +174,13 @@ class Catalog:
         return [_batch_from_row(r) for r in rows]
 
     def committed_batch(self, dataset: str, content_hash: str) -> Batch | None:
-        return next(
-            (b for b in self.batches(dataset, "committed") if b.content_hash == content_hash), None
-        )
+        with self._lock:
+            row = self._con.execute(
+                "SELECT * FROM batches WHERE dataset = ? AND content_hash = ?"
+                " AND status = 'committed'",
+                [dataset, content_hash],
+            ).fetchone()
+        return _batch_from_row(row) if row else None
 
     def committed_files(self, dataset: str | None = None) -> list[str]:
         files: list[str] = []

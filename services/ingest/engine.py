@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -252,19 +252,11 @@ class IngestEngine:
     def read(self, dataset: str, columns: list[str] | None = None) -> pl.DataFrame:
         """The committed rows of a dataset (only files the catalog lists)."""
         files = [f for b in self.catalog.batches(dataset, "committed") for f in b.files]
-        scan = self.lake.scan(files)
-        if scan is None:
-            return pl.DataFrame()
-        return (scan.select(columns) if columns else scan).collect()
+        return self._read_files(files, columns)
 
     def quarantine(self, dataset: str) -> pl.DataFrame:
-        files = [
-            b.quarantine_file
-            for b in self.catalog.batches(dataset, "committed")
-            if b.quarantine_file
-        ]
-        scan = self.lake.scan(files)
-        return scan.collect() if scan is not None else pl.DataFrame()
+        batches = self.catalog.batches(dataset, "committed")
+        return self._read_files([b.quarantine_file for b in batches if b.quarantine_file])
 
     def profile(self, dataset: str, batch_id: str = "") -> tuple[Profile, str]:
         """Profiles the dataset, or one batch against the batch before it; writes the
@@ -285,9 +277,11 @@ class IngestEngine:
         key = f"{REPORTS}/{dataset}/profile-{batch_id or 'dataset'}.html"
         return result, self.lake.write_text(render_html(result, frame), key)
 
-    def _read_files(self, files: tuple[str, ...]) -> pl.DataFrame:
+    def _read_files(self, files: Sequence[str], columns: list[str] | None = None) -> pl.DataFrame:
         scan = self.lake.scan(files)
-        return scan.collect() if scan is not None else pl.DataFrame()
+        if scan is None:
+            return pl.DataFrame()
+        return (scan.select(columns) if columns else scan).collect()
 
     def lineage(self, dataset: str) -> list[Batch]:
         self.schema(dataset)

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from ingest.convert import schema_from_proto
 from ingest.engine import IngestEngine
+from ingest.schema import RuleKind
 from ingest.sources import RestConnector, SourceKind, SourceSpec
 from wavepod.runtime.status import FailedPrecondition, Unavailable
 from wavepod.runtime.testing.process import free_port
@@ -15,6 +18,7 @@ from wavepod.simulator.config import SimulationConfig
 from wavepod.simulator.generate import simulate
 from wavepod.simulator.publish import customer_fills
 from wavepod.simulator.rest_api import Faults, serve_fills
+from wavepod.simulator.schemas import FILLS as FILLS_SCHEMA
 
 TOKEN = "rest-token-value"
 FILLS = customer_fills(
@@ -69,20 +73,11 @@ def test_wrong_credentials_and_unreachable_sources(monkeypatch: pytest.MonkeyPat
 
 
 def test_rest_fills_land_through_the_engine(tmp_path: Path) -> None:
-    from ingest.convert import schema_from_proto
-    from wavepod.simulator.schemas import FILLS as FILLS_SCHEMA
-
     engine = IngestEngine(tmp_path / "lake", pii_key=b"k")
     schema = schema_from_proto(FILLS_SCHEMA)
     # Without prescriptions landed the reference rule would quarantine everything.
-    engine.register_schema(
-        type(schema)(
-            **{
-                **schema.__dict__,
-                "rules": tuple(r for r in schema.rules if r.kind.value != "references"),
-            }
-        )
-    )
+    without_references = tuple(r for r in schema.rules if r.kind != RuleKind.REFERENCES)
+    engine.register_schema(replace(schema, rules=without_references))
     with serve_fills(FILLS, TOKEN, Faults(unavailable=0.1, seed=2)) as api:
         batch, _ = engine.run_ingest(engine.register_source(spec(api.url)))
     assert batch.rows_landed == FILLS.height

@@ -49,14 +49,7 @@ class LocalStorage:
             local.unlink()
 
     def list_keys(self) -> list[str]:
-        return [
-            p.relative_to(self.root).as_posix()
-            for p in self.root.rglob("*")
-            if p.is_file()
-            and not p.name.startswith(".")
-            and p.suffix != ".duckdb"
-            and not p.name.endswith(".wal")
-        ]
+        return [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
