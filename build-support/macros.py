@@ -1,7 +1,7 @@
 # BUILD-file macros (loaded by Pants as a prelude; see [GLOBAL] build_file_prelude_globs).
 
 
-def wavepod_service(service, port, dependencies=()):
+def wavepod_service(service, port, dependencies=(), test_dependencies=()):
     """The conventional targets of a service under services/<service>/.
 
     - `:lib`    its sources (tests live beside them as *_test.py, target `:tests`);
@@ -9,8 +9,9 @@ def wavepod_service(service, port, dependencies=()):
     - `:image`  the Docker image with that PEX, tagged with the git SHA.
     """
     python_sources(name="lib", dependencies=list(dependencies))
-    # Tests may start the service as a process (by module name), so they get all of it.
-    python_tests(name="tests", timeout=300, dependencies=[":lib"])
+    # Tests may start the service as a process (by module name), so they get all of it,
+    # and services they talk to (`test_dependencies`, e.g. "services/ingest:lib").
+    python_tests(name="tests", timeout=300, dependencies=[":lib", *test_dependencies])
     pex_binary(
         name="server",
         entry_point="server.py",

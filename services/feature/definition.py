@@ -32,7 +32,33 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class Join:
+    """A dimension dataset joined onto the event rows by key (its latest row per key)."""
+
+    dataset: str
+    on: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TimeToNextEvent:
+    """The label: days from an event to the entity's next event on a later day.
+
+    Censored (label null, `censored` true) when there is no next event within `horizon_days`
+    (discontinued) or the data ends before the horizon (not yet known). The label row's
+    time is the day after the event: the prediction is made once the event is recorded,
+    so the event itself is history and the next one is strictly in the future.
+    """
+
+    name: str
+    horizon_days: int
+
+
+@dataclass(frozen=True)
 class FeatureSet:
+    """`sources[0]` holds the events; `joins` add dimension columns; `derived` columns are
+    computed in order (each may use the ones before) and are not features themselves."""
+
     name: str
     version: str
     entity_key: str
@@ -40,6 +66,24 @@ class FeatureSet:
     sources: tuple[str, ...]
     features: tuple[Feature, ...]
     description: str = ""
+    joins: tuple[Join, ...] = ()
+    derived: tuple[Feature, ...] = ()
+    # Orders events of the same entity and time (e.g. the event id); kept in the output.
+    row_id: str | None = None
+    # Features that read beyond the entity (e.g. the patient's other prescriptions) make a
+    # row known only once every event of this group up to its time is known.
+    availability_group: str | None = None
+    label: TimeToNextEvent | None = None
+    # How long an online value lives after it was written.
+    online_ttl: timedelta = timedelta(days=400)
+
+    @property
+    def event_source(self) -> str:
+        return self.sources[0]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
 
     @property
     def ref(self) -> str:
@@ -53,15 +97,12 @@ class FeatureSet:
             "entity_key": self.entity_key,
             "event_time": self.event_time,
             "sources": list(self.sources),
-            "features": [
-                {
-                    "name": f.name,
-                    "dtype": str(f.dtype),
-                    "window": f.window.total_seconds() if f.window else None,
-                    "expr": f.expr.meta.serialize(format="json"),
-                }
-                for f in self.features
-            ],
+            "joins": [[j.dataset, j.on, list(j.columns)] for j in self.joins],
+            "derived": [_canonical(f) for f in self.derived],
+            "features": [_canonical(f) for f in self.features],
+            "row_id": self.row_id,
+            "availability_group": self.availability_group,
+            "label": [self.label.name, self.label.horizon_days] if self.label else None,
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -79,24 +120,37 @@ class FeatureSet:
                         f"{role} column {needed!r} is not in the sources",
                     )
                 )
+        known = set(columns)
         seen: set[str] = set()
-        for feature in self.features:
-            where = f"feature_set.features.{feature.name}"
-            if feature.name in seen or feature.name in (self.entity_key, self.event_time):
-                found.append(FieldViolation(where, "duplicate or reserved feature name"))
-            seen.add(feature.name)
-            missing = sorted(set(feature.expr.meta.root_names()) - set(columns))
-            if missing:
-                found.append(FieldViolation(where, f"references missing columns {missing}"))
-            if feature.window and data_span is not None and feature.window > data_span:
-                found.append(
-                    FieldViolation(
-                        where,
-                        f"window of {feature.window.days} days is longer than the data"
-                        f" ({data_span.days} days)",
+        for kind, items in (("derived", self.derived), ("features", self.features)):
+            for feature in items:
+                where = f"feature_set.{kind}.{feature.name}"
+                if feature.name in seen or feature.name in (self.entity_key, self.event_time):
+                    found.append(FieldViolation(where, "duplicate or reserved feature name"))
+                seen.add(feature.name)
+                missing = sorted(set(feature.expr.meta.root_names()) - known)
+                if missing:
+                    found.append(FieldViolation(where, f"references missing columns {missing}"))
+                if feature.window and data_span is not None and feature.window > data_span:
+                    found.append(
+                        FieldViolation(
+                            where,
+                            f"window of {feature.window.days} days is longer than the data"
+                            f" ({data_span.days} days)",
+                        )
                     )
-                )
+                if kind == "derived":
+                    known.add(feature.name)
         return found
+
+
+def _canonical(feature: Feature) -> dict[str, object]:
+    return {
+        "name": feature.name,
+        "dtype": str(feature.dtype),
+        "window": feature.window.total_seconds() if feature.window else None,
+        "expr": feature.expr.meta.serialize(format="json"),
+    }
 
 
 class FeatureRegistry:
@@ -117,6 +171,10 @@ class FeatureRegistry:
                     " a changed feature set needs a new version"
                 )
             self._sets[key] = feature_set
+
+    def all(self) -> list[FeatureSet]:
+        with self._lock:
+            return sorted(self._sets.values(), key=lambda s: (s.name, s.version))
 
     def get(self, name: str, version: str) -> FeatureSet:
         with self._lock:

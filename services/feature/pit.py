@@ -1,8 +1,9 @@
 """Point-in-time-correct joins: features as they were known when each label happened.
 
 For a label of entity `e` at time `t`, a feature row of `e` is eligible only if it was
-observed strictly before `t` (`event_time < t`) *and* had been ingested strictly before
-`t` (`ingested_at < t`): late-arriving data that the system could not have known at `t`
+observed strictly before `t` (`event_time < t`; an event dated by day only counts as
+observed at the end of its day when labels carry times) *and* had been ingested strictly
+before `t` (`ingested_at < t`): late-arriving data that the system could not have known at `t`
 must not leak into training. Among eligible rows the one with the latest event time
 wins; ties go to the latest ingestion, then to the later row of the input.
 
@@ -43,18 +44,24 @@ def point_in_time_join(
     if clash:
         raise ValueError(f"feature columns {clash} also exist in the labels")
     time_type = labels.schema[label_time]
-    ingested = (
-        pl.col(ingested_at).cast(time_type) if ingested_at else pl.col(feature_time).cast(time_type)
-    )
+    known = pl.col(feature_time).cast(time_type)
+    if features.schema[feature_time] == pl.Date and time_type != pl.Date:
+        # A dated event may have happened at any hour of its day: known once the day ends.
+        known = known + pl.duration(days=1)
+    ingested = pl.col(ingested_at).cast(time_type) if ingested_at else known
 
     rows = (
         features.select(entity, feature_time, *([ingested_at] if ingested_at else []), *columns)
-        .with_columns(pl.col(feature_time).cast(time_type), ingested.alias("__ingested"))
+        .with_columns(
+            known.alias("__known"),
+            pl.col(feature_time).cast(time_type),
+            ingested.alias("__ingested"),
+        )
         .with_row_index("__order")
         # Rank by what "latest" means: event time, then ingestion, then input order.
         .sort(entity, feature_time, "__ingested", "__order")
         .with_columns(pl.int_range(pl.len()).over(entity).alias(_RANK))
-        .with_columns(pl.max_horizontal(feature_time, "__ingested").alias(_AVAILABLE))
+        .with_columns(pl.max_horizontal("__known", "__ingested").alias(_AVAILABLE))
     )
     running_best = (
         rows.select(entity, _AVAILABLE, _RANK)
@@ -73,6 +80,7 @@ def point_in_time_join(
         by=entity,
         strategy="backward",
         allow_exact_matches=False,  # strictly before the label
+        check_sortedness=False,  # sorted above; polars cannot check within `by` groups
     )
     joined = as_of.join(
         rows.select(entity, pl.col(_RANK).alias(_BEST), *columns),

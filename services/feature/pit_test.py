@@ -142,3 +142,20 @@ def test_feature_columns_may_not_shadow_label_columns() -> None:
             label_time="t",
             feature_time="ts",
         )
+
+
+def test_a_dated_event_is_known_only_once_its_day_is_over() -> None:
+    """Features dated by day against labels with times: the same day's fill may have
+    happened after the label's hour, so it is not history until the next day."""
+    labels = pl.DataFrame(
+        {"id": ["a", "a"], "t": [T0 + timedelta(days=2, hours=12), T0 + timedelta(days=3, hours=1)]}
+    )
+    features = pl.DataFrame(
+        {
+            "id": ["a", "a"],
+            "ts": [T0.date() + timedelta(days=1), T0.date() + timedelta(days=2)],
+            "value": [1, 2],
+        }
+    )
+    joined = point_in_time_join(labels, features, entity="id", label_time="t", feature_time="ts")
+    assert joined["value"].to_list() == [1, 2]

@@ -1,25 +1,44 @@
 """The feature service process: `./pants run services/feature:server`.
 
-Settings come from WAVEPOD_FEATURE_* environment variables (wavepod.runtime.settings).
+Settings come from WAVEPOD_FEATURE_* environment variables (feature/settings.py).
 """
 
+from datetime import timedelta
+
+from feature.engine import FeatureEngine
+from feature.lake import open_lake
+from feature.online.store import open_online_store
+from feature.servicer import FeatureServicer
+from feature.sets import builtin_registry
+from feature.settings import FeatureSettings
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
 
 DEFAULT_PORT = 50052
-NOT_BUILT = (
-    "feature sets, training sets and the online store arrive with the feature milestone (issue #4)"
-)
 
 
-def app() -> ServiceApp:
+def app(settings: FeatureSettings) -> ServiceApp:
+    online = open_online_store(settings.online_store)
+    engine = FeatureEngine(
+        builtin_registry(),
+        open_lake(settings.lake),
+        settings.store_root,
+        online,
+        online_max_age=(
+            timedelta(days=settings.online_max_age_days) if settings.online_max_age_days else None
+        ),
+        history_until=settings.history_until,
+    )
     return ServiceApp(
         name="feature",
         registrations=[
-            Registration.unbuilt(feature_pb2, feature_pb2_grpc, "FeatureService", NOT_BUILT)
+            Registration.of(
+                feature_pb2, feature_pb2_grpc, "FeatureService", FeatureServicer(engine)
+            )
         ],
+        flush_hooks=[online.close],
     )
 
 
 if __name__ == "__main__":
-    run("feature", lambda _settings: app(), port=DEFAULT_PORT)
+    run("feature", app, FeatureSettings, port=DEFAULT_PORT)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import polars as pl
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ingest.catalog import Batch
 from ingest.profiling import Profile
 from ingest.schema import Column, ColumnType, DatasetSchema, Rule, RuleKind
 from ingest.sources import SourceBatch, SourceKind, SourceSpec
-from wavepod.common.v1 import refs_pb2, values_pb2
+from wavepod.common.v1 import refs_pb2
 from wavepod.ingest.v1 import ingest_pb2
 from wavepod.runtime.status import FieldViolation, InvalidArgument
+from wavepod.values import from_value, to_timestamp
 
 _TYPES = {
     ingest_pb2.COLUMN_TYPE_INT64: ColumnType.INT64,
@@ -120,12 +121,6 @@ def source_from_proto(message: ingest_pb2.SourceSpec) -> SourceSpec:
     )
 
 
-def _timestamp(value: object) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)  # type: ignore[arg-type]
-    return stamp
-
-
 def dataset_ref(batch: Batch, lake_uri: str) -> refs_pb2.DatasetRef:
     return refs_pb2.DatasetRef(
         name=batch.dataset,
@@ -148,13 +143,16 @@ def report_to_proto(batch: Batch, duplicate: bool, lake_uri: str) -> ingest_pb2.
     )
 
 
-def lineage_to_proto(batch: Batch, lake_uri: str) -> refs_pb2.LineageRecord:
+def lineage_to_proto(
+    batch: Batch, lake_uri: str, file_url: Callable[[str], str]
+) -> refs_pb2.LineageRecord:
     return refs_pb2.LineageRecord(
         id=batch.batch_id,
         inputs=[refs_pb2.DatasetRef(name=batch.source_id, uri=uri) for uri in batch.inputs],
         output=dataset_ref(batch, lake_uri),
         producer="ingest/RunIngest",
-        created_at=_timestamp(batch.finished_at),
+        created_at=to_timestamp(batch.finished_at),
+        output_files=[file_url(key) for key in batch.files],
         attributes={
             "status": batch.status,
             "connector": batch.connector,
@@ -170,15 +168,6 @@ def lineage_to_proto(batch: Batch, lake_uri: str) -> refs_pb2.LineageRecord:
     )
 
 
-def _value(value: values_pb2.Value) -> object:
-    kind = value.WhichOneof("kind")
-    if kind is None:
-        return None
-    if kind == "timestamp_value":
-        return value.timestamp_value.ToDatetime()
-    return getattr(value, kind)
-
-
 def events_to_source(events: list[ingest_pb2.Event], schema: DatasetSchema) -> SourceBatch:
     """A micro-batch of streamed events as a connector batch: the event id fills a
     single-column primary key and the event time the schema's event-time column when the
@@ -188,7 +177,7 @@ def events_to_source(events: list[ingest_pb2.Event], schema: DatasetSchema) -> S
     rows = []
     for event in events:
         digest.update(event.SerializeToString(deterministic=True))
-        row = {name: _value(v) for name, v in event.payload.values.items()}
+        row = {name: from_value(v) for name, v in event.payload.values.items()}
         if key and key not in row:
             row[key] = event.event_id
         if (

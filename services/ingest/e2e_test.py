@@ -101,6 +101,8 @@ def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> N
             assert record.attributes["rows_landed"] == str(expected[name])
             assert record.output.content_hash == report.content_hash
             assert record.producer == "ingest/RunIngest" and record.inputs
+            # The files a reader (the feature service) scans: exactly the landed rows.
+            assert pl.scan_parquet(list(record.output_files)).collect().height == expected[name]
 
         profile = stub.ProfileDataset(
             K.ProfileDatasetRequest(dataset=refs_pb2.DatasetRef(name="fills"))

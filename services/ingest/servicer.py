@@ -12,6 +12,7 @@ from ingest import convert
 from ingest.engine import IngestEngine
 from wavepod.common.v1 import refs_pb2
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.runtime.progress import ProgressStream
 from wavepod.runtime.status import FieldViolation, InvalidArgument
 
 
@@ -44,25 +45,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def RunIngest(
         self, request: ingest_pb2.RunIngestRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ingest_pb2.RunIngestEvent]:
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[ingest_pb2.RunIngestEvent] = asyncio.Queue()
-
-        def progress(phase: str, done: int, total: int) -> None:
-            event = ingest_pb2.RunIngestEvent(
+        run = ProgressStream(lambda progress: self._engine.run_ingest(request.source_id, progress))
+        async for phase, done, total in run.events():
+            yield ingest_pb2.RunIngestEvent(
                 progress=refs_pb2.Progress(phase=phase, done=done, total=total)
             )
-            loop.call_soon_threadsafe(events.put_nowait, event)
-
-        run = asyncio.ensure_future(
-            asyncio.to_thread(self._engine.run_ingest, request.source_id, progress)
-        )
-        while not run.done() or not events.empty():
-            getter = asyncio.ensure_future(events.get())
-            await asyncio.wait({run, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield getter.result()
-            else:
-                getter.cancel()
         batch, duplicate = run.result()  # re-raises the engine's error for the interceptor
         yield ingest_pb2.RunIngestEvent(
             report=convert.report_to_proto(batch, duplicate, self._lake_uri)
@@ -116,7 +103,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     ) -> ingest_pb2.GetLineageResponse:
         batches = await asyncio.to_thread(self._engine.lineage, request.dataset.name)
         return ingest_pb2.GetLineageResponse(
-            records=[convert.lineage_to_proto(b, self._lake_uri) for b in batches],
+            records=[
+                convert.lineage_to_proto(b, self._lake_uri, self._engine.lake.storage.url)
+                for b in batches
+            ],
             page=refs_pb2.PageResponse(total_size=len(batches)),
         )
 

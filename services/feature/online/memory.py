@@ -11,6 +11,8 @@ from feature.online.store import OnlineRow, OnlineValue, classify, utc
 
 
 class MemoryStore:
+    blocking = False
+
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         # (table, entity) -> (values, event time, expiry on the monotonic clock)
         self._entries: dict[tuple[str, str], tuple[Mapping[str, object], datetime, float]] = {}

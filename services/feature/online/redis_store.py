@@ -35,6 +35,8 @@ def _json_default(value: object) -> str:
 
 
 class RedisStore:
+    blocking = True
+
     def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds

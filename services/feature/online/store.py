@@ -31,6 +31,9 @@ class OnlineValue:
 
 
 class OnlineStore(Protocol):
+    # Whether reads wait on I/O (a network store): servers then read off the event loop.
+    blocking: bool
+
     def write(self, table: str, rows: Sequence[OnlineRow], ttl: timedelta) -> int:
         """Upserts rows (newest event wins); returns how many replaced or added entries."""
 

@@ -1,0 +1,143 @@
+"""Where feature sets read their sources: committed lake files and when each was committed.
+
+Two backends behind one small interface, chosen by URL (`open_lake`):
+- `ingest://host:port`: the ingest service's lineage (the production path): only files of
+  committed batches, with the batch's commit time;
+- a directory (or `file://`): any Parquet lake laid out as `<dataset>/**/*.parquet`, e.g.
+  written by another tool. It keeps no ingestion record, so its rows count as known at
+  their own event time.
+
+The commit time is what the point-in-time join calls ingestion time. A dataset's first
+load is its history: rows committed by then count as known at their own event time
+(otherwise a bulk backfill would make all history invisible to every past label); rows
+committed later are known only from their commit time on. Callers can move that line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+import polars as pl
+
+from wavepod.common.v1 import refs_pb2
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.runtime.status import FailedPrecondition, NotFound, Unavailable
+
+INGESTED_AT = "__ingested_at"
+_FILE = "__file"
+_DAY = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    url: str
+    committed_at: datetime | None  # naive UTC; None: unknown (known at event time)
+    day: date | None  # from a `date=YYYY-MM-DD` partition, when the layout has one
+
+
+class Lake(Protocol):
+    def files(self, dataset: str) -> list[LakeFile]:
+        """The dataset's committed files; NotFound when there is no such dataset."""
+
+
+def _day(url: str) -> date | None:
+    found = _DAY.search(url)
+    return date.fromisoformat(found.group(1)) if found else None
+
+
+class DirectoryLake:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(str(root).removeprefix("file://"))
+
+    def files(self, dataset: str) -> list[LakeFile]:
+        folder = self.root / dataset
+        if not folder.is_dir():
+            raise NotFound(f"unknown dataset {dataset!r}: no folder {folder}")
+        return [
+            LakeFile(str(path), None, _day(str(path))) for path in sorted(folder.rglob("*.parquet"))
+        ]
+
+
+class IngestLake:
+    """Reads the ingest service's lineage over gRPC (sync: feature work runs in threads)."""
+
+    def __init__(self, target: str, token: str | None = None, timeout: float = 30.0) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._timeout = timeout
+        self._target = target
+
+    def files(self, dataset: str) -> list[LakeFile]:
+        try:
+            records = self._stub.GetLineage(
+                ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name=dataset)),
+                timeout=self._timeout,
+                metadata=self._metadata,
+            ).records
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"unknown dataset {dataset!r}: {error.details()}") from None
+            raise Unavailable(
+                f"ingest at {self._target} answered {error.code().name}: {error.details()}"
+            ) from None
+        return [
+            LakeFile(url, record.created_at.ToDatetime(), _day(url))
+            for record in records
+            if record.attributes.get("status") == "committed"
+            for url in record.output_files
+        ]
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def open_lake(url: str) -> Lake:
+    if url.startswith("ingest://"):
+        return IngestLake(url.removeprefix("ingest://"))
+    return DirectoryLake(url)
+
+
+def history_cutoff(files: Sequence[LakeFile]) -> datetime | None:
+    """The end of a dataset's first load: the commit time of its earliest file."""
+    return min((f.committed_at for f in files if f.committed_at), default=None)
+
+
+def scan(
+    files: Sequence[LakeFile],
+    history_until: datetime | None,
+    storage_options: dict[str, str] | None = None,
+) -> pl.LazyFrame:
+    """The files' rows plus `__ingested_at`: null for history (known at event time), else
+    the commit time of the row's file."""
+    if not files:
+        raise FailedPrecondition("the dataset has no committed files yet: ingest it first")
+    committed = pl.LazyFrame(
+        {
+            _FILE: [f.url for f in files],
+            INGESTED_AT: [
+                (
+                    None
+                    if f.committed_at is None or (history_until and f.committed_at <= history_until)
+                    else f.committed_at
+                )
+                for f in files
+            ],
+        },
+        schema={_FILE: pl.String, INGESTED_AT: pl.Datetime("us")},
+    )
+    rows = pl.scan_parquet(
+        [f.url for f in files],
+        include_file_paths=_FILE,
+        storage_options=storage_options,
+        hive_partitioning=False,
+        missing_columns="insert",
+        extra_columns="ignore",
+    )
+    return rows.join(committed, on=_FILE, how="left").drop(_FILE)
