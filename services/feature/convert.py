@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
+import polars as pl
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from feature.definition import FeatureSet
@@ -11,9 +13,9 @@ from feature.materialize import MaterializeResult
 from feature.online.store import OnlineValue
 from feature.stats import FeatureStats
 from feature.training import TrainingSet
-from wavepod.common.v1 import refs_pb2, values_pb2
+from wavepod.common.v1 import refs_pb2
 from wavepod.feature.v1 import feature_pb2
-from wavepod.values import to_timestamp, to_value
+from wavepod.values import to_timestamp
 
 
 def feature_set_to_proto(fs: FeatureSet) -> feature_pb2.FeatureSet:
@@ -40,23 +42,46 @@ def summary_to_proto(fs: FeatureSet, result: MaterializeResult) -> feature_pb2.M
             name=fs.name, version=fs.version, uri=result.uri, content_hash=result.content_hash
         ),
         entities=result.entities,
-        partitions_written=result.days_written,
-        partitions_skipped=result.days_skipped,
+        partitions_written=result.partitions_written,
+        partitions_skipped=result.partitions_skipped,
         rows=result.rows,
         online_written=result.online_written,
     )
 
 
-def online_to_proto(value: OnlineValue) -> feature_pb2.EntityFeatures:
-    entity = feature_pb2.EntityFeatures(
-        entity_id=value.entity_id,
-        row=values_pb2.Row(values={k: to_value(v) for k, v in value.values.items()}),
-        missing=value.missing,
-        stale=value.stale,
+def _column(name: str, dtype: pl.DataType, raw: list[object]) -> feature_pb2.FeatureColumn:
+    nulls = [i for i, value in enumerate(raw) if value is None]
+    column = feature_pb2.FeatureColumn(name=name, null_positions=nulls)
+    if dtype.is_float():
+        column.doubles.values.extend(0.0 if v is None else v for v in raw)  # type: ignore[misc]
+    elif dtype.is_integer():
+        column.ints.values.extend(0 if v is None else v for v in raw)  # type: ignore[misc]
+    elif dtype == pl.Boolean:
+        column.bools.values.extend(False if v is None else v for v in raw)  # type: ignore[misc]
+    else:  # strings; dates and times as ISO text
+        column.strings.values.extend(
+            "" if v is None else v.isoformat() if isinstance(v, date) else str(v) for v in raw
+        )
+    return column
+
+
+def online_to_proto(
+    fs: FeatureSet, found: Sequence[OnlineValue], names: Sequence[str]
+) -> feature_pb2.GetOnlineFeaturesResponse:
+    """Per-entity freshness and flags, and one column per feature in request order."""
+    response = feature_pb2.GetOnlineFeaturesResponse()
+    for value in found:
+        entity = response.entities.add(
+            entity_id=value.entity_id, missing=value.missing, stale=value.stale
+        )
+        if value.event_time is not None:
+            entity.event_time.CopyFrom(to_timestamp(value.event_time))
+    dtypes = {f.name: f.dtype for f in fs.features}
+    response.columns.extend(
+        _column(name, dtypes[name], [v.values.get(name) for v in found])
+        for name in names or fs.feature_names
     )
-    if value.event_time is not None:
-        entity.event_time.CopyFrom(to_timestamp(value.event_time))
-    return entity
+    return response
 
 
 def training_set_to_proto(

@@ -70,22 +70,26 @@ def offline_rows(engine: FeatureEngine) -> pl.DataFrame:
     return engine.offline(REFILL_V1).scan().collect().sort("rx_id", "fill_date", "fill_id")
 
 
-def test_materialization_is_incremental_by_day(tmp_path: Path, pharmacy: PharmacyData) -> None:
+def months(frame: pl.DataFrame) -> list[str]:
+    return sorted(frame["fill_date"].dt.strftime("%Y-%m").unique())
+
+
+def test_materialization_is_incremental_by_month(tmp_path: Path, pharmacy: PharmacyData) -> None:
     engine = engine_for(tmp_path, pharmacy)
     phases: list[str] = []
     first = engine.materialize(REFILL_V1, progress=lambda phase, done, total: phases.append(phase))
-    days = pharmacy.fills["fill_date"].n_unique()
-    assert (first.days_written, first.days_skipped) == (days, 0)
+    parts = len(months(pharmacy.fills))
+    assert (first.partitions_written, first.partitions_skipped) == (parts, 0)
     assert first.rows == pharmacy.fills.height
     assert first.entities == pharmacy.fills["rx_id"].n_unique() == first.online_written
     assert {"plan", "compute", "write", "online"} <= set(phases)
 
     again = engine.materialize(REFILL_V1)
-    assert (again.days_written, again.days_skipped) == (0, days)
+    assert (again.partitions_written, again.partitions_skipped) == (0, parts)
     assert again.content_hash == first.content_hash
 
-    # A late file for an early day: that day and every later one are recomputed.
-    early = sorted(pharmacy.fills["fill_date"].unique())[10]
+    # A late file for an early day: its month and every later one are recomputed.
+    early = date.fromisoformat(months(pharmacy.fills)[3] + "-15")
     late_fill = (
         pharmacy.fills.filter(pl.col("fill_date") == early)
         .head(1)
@@ -93,20 +97,20 @@ def test_materialization_is_incremental_by_day(tmp_path: Path, pharmacy: Pharmac
     )
     write_fills(tmp_path / "lake", late_fill, name="late")
     third = engine.materialize(REFILL_V1)
-    assert third.days_written == days - 10 and third.days_skipped == 10
+    assert third.partitions_written == parts - 3 and third.partitions_skipped == 3
     assert third.rows == first.rows + 1 and third.content_hash != first.content_hash
 
-    # A range limits the work to its days.
-    window = engine.materialize(REFILL_V1, start=date(2023, 3, 1), end=date(2023, 4, 1))
-    assert window.days_written == 0 and 0 < window.days_skipped < days
+    # A range limits the work to the months it overlaps.
+    window = engine.materialize(REFILL_V1, start=date(2023, 3, 10), end=date(2023, 5, 2))
+    assert (window.partitions_written, window.partitions_skipped) == (0, 3)
 
 
 def test_a_crash_mid_write_resumes_where_it_stopped(
     tmp_path: Path, pharmacy: PharmacyData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = engine_for(tmp_path / "a", pharmacy)
-    monkeypatch.setattr(materialize_module, "CHUNK_DAYS", 50)
-    original = materialize_module._write_days
+    monkeypatch.setattr(materialize_module, "CHUNK_PARTITIONS", 4)
+    original = materialize_module._write_partitions
     calls = []
 
     def crash_on_third_chunk(*args: object) -> None:
@@ -115,13 +119,17 @@ def test_a_crash_mid_write_resumes_where_it_stopped(
             raise OSError("disk unplugged")
         original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(materialize_module, "_write_days", crash_on_third_chunk)
+    monkeypatch.setattr(materialize_module, "_write_partitions", crash_on_third_chunk)
     with pytest.raises(OSError, match="disk unplugged"):
         engine.materialize(REFILL_V1)
-    assert len(engine.offline(REFILL_V1).manifest().days) == 100  # two chunks committed
-    monkeypatch.setattr(materialize_module, "_write_days", original)
+    # Whole chunks only, at most the two written before the crash (a chunk commits once
+    # its statistics are ready too), and they are not redone.
+    committed = len(engine.offline(REFILL_V1).manifest().partitions)
+    assert committed in (0, 4, 8)
+    monkeypatch.setattr(materialize_module, "_write_partitions", original)
     resumed = engine.materialize(REFILL_V1)
-    assert resumed.days_skipped == 100
+    assert resumed.partitions_skipped == committed
+    assert resumed.partitions_written == len(months(pharmacy.fills)) - committed
     clean = engine_for(tmp_path / "b", pharmacy)
     clean.materialize(REFILL_V1)
     assert offline_rows(engine).equals(offline_rows(clean))
@@ -245,7 +253,7 @@ def test_statistics_merge_across_partitions(tmp_path: Path, pharmacy: PharmacyDa
     rows = offline.scan().collect()
     edges = offline.manifest().edges
     by_day = offline.stats()
-    assert by_day[PARTITION].n_unique() == rows["fill_date"].n_unique()
+    assert sorted(by_day[PARTITION].unique()) == months(rows)
     whole = summarize(rows, REFILL_V1.features, edges)
     key = ["feature", "kind", "key"]
     merged = merge(by_day).sort(key)

@@ -109,6 +109,13 @@ def history_cutoff(files: Sequence[LakeFile]) -> datetime | None:
     return min((f.committed_at for f in files if f.committed_at), default=None)
 
 
+def arrived_late(file: LakeFile, history_until: datetime | None) -> datetime | None:
+    """When the file's rows became known, if after the history load; else None."""
+    if file.committed_at is None or (history_until and file.committed_at <= history_until):
+        return None
+    return file.committed_at
+
+
 def scan(
     files: Sequence[LakeFile],
     history_until: datetime | None,
@@ -118,26 +125,19 @@ def scan(
     the commit time of the row's file."""
     if not files:
         raise FailedPrecondition("the dataset has no committed files yet: ingest it first")
-    committed = pl.LazyFrame(
-        {
-            _FILE: [f.url for f in files],
-            INGESTED_AT: [
-                (
-                    None
-                    if f.committed_at is None or (history_until and f.committed_at <= history_until)
-                    else f.committed_at
-                )
-                for f in files
-            ],
-        },
-        schema={_FILE: pl.String, INGESTED_AT: pl.Datetime("us")},
-    )
+    urls = [f.url for f in files]
+    late = [arrived_late(f, history_until) for f in files]
     rows = pl.scan_parquet(
-        [f.url for f in files],
+        urls,
         include_file_paths=_FILE,
         storage_options=storage_options,
         hive_partitioning=False,
         missing_columns="insert",
         extra_columns="ignore",
+    )
+    if not any(late):  # all history: no per-file join needed
+        return rows.drop(_FILE).with_columns(pl.lit(None, pl.Datetime("us")).alias(INGESTED_AT))
+    committed = pl.LazyFrame(
+        {_FILE: urls, INGESTED_AT: late}, schema={_FILE: pl.String, INGESTED_AT: pl.Datetime("us")}
     )
     return rows.join(committed, on=_FILE, how="left").drop(_FILE)

@@ -1,14 +1,16 @@
-"""Offline materialization: a feature set's rows written by event day, incrementally.
+"""Offline materialization: a feature set's rows written by event month, incrementally.
 
-Layout under the store root: `<set>/<version>/offline/date=YYYY-MM-DD/part.parquet`,
-`stats.parquet` (mergeable summaries per day, stats.py) and `manifest.json`.
+Layout under the store root: `<set>/<version>/offline/month=YYYY-MM/part.parquet`,
+`stats.parquet` (mergeable summaries per month, stats.py) and `manifest.json`. Months,
+not the lake's days: a few large files read and write much faster than hundreds of small
+ones, and the work a late day causes is the same (see below).
 
-Incremental: every event day has a fingerprint that chains the definition, the files of
-every day up to it and the dimension datasets, because a feature of day D reads history
-before D. A day whose fingerprint matches the manifest is skipped; a changed or late file
-makes its day and every later day dirty. Resumable: dirty days are computed in one lazy
-pass, then written in chunks; each chunk commits by replacing the manifest last, so a
-crash leaves finished chunks committed and the rest dirty for the next run.
+Incremental: every month has a fingerprint that chains the definition, the lake files of
+every day up to the month's end and the dimension datasets, because a feature at time t
+reads history before t. A month whose fingerprint matches the manifest is skipped; a
+changed or late file makes its month and every later one dirty. Resumable: dirty months
+are computed in one lazy pass, then written in chunks; each chunk commits by replacing the
+manifest last, so a crash leaves finished chunks committed and the rest dirty.
 """
 
 from __future__ import annotations
@@ -17,23 +19,24 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from feature.compute import feature_frame
 from feature.definition import FeatureSet
-from feature.lake import Lake, LakeFile, history_cutoff, scan
+from feature.lake import Lake, LakeFile, arrived_late, history_cutoff, scan
 from feature.online.store import OnlineRow, OnlineStore
 from feature.stats import PARTITION, SCHEMA, choose_edges, summarize
 from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument
 
 Progress = Callable[[str, int, int], None]
-CHUNK_DAYS = 64
+CHUNK_PARTITIONS = 6
 
 
 def _no_progress(phase: str, done: int, total: int) -> None:
@@ -48,11 +51,11 @@ def _sha(*parts: object) -> str:
 class Manifest:
     definition_hash: str
     edges: Mapping[str, Sequence[float]] = field(default_factory=dict)
-    days: Mapping[str, str] = field(default_factory=dict)  # day -> fingerprint
+    partitions: Mapping[str, str] = field(default_factory=dict)  # YYYY-MM -> fingerprint
 
     @property
     def fingerprint(self) -> str:
-        return _sha(self.definition_hash, json.dumps(dict(self.days), sort_keys=True))
+        return _sha(self.definition_hash, json.dumps(dict(self.partitions), sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ class MaterializeResult:
     content_hash: str
     entities: int
     rows: int
-    days_written: int
-    days_skipped: int
+    partitions_written: int
+    partitions_skipped: int
     online_written: int
 
 
@@ -89,23 +92,23 @@ class OfflineStore:
         raw = json.loads(self._manifest.read_text())
         if raw["definition_hash"] != self.feature_set.definition_hash:
             return empty  # written by another definition: everything is dirty
-        return Manifest(raw["definition_hash"], raw["edges"], raw["days"])
+        return Manifest(raw["definition_hash"], raw["edges"], raw["partitions"])
 
-    def partition(self, day: str) -> Path:
-        return self.offline / f"date={day}" / "part.parquet"
+    def partition(self, month: str) -> Path:
+        return self.offline / f"month={month}" / "part.parquet"
 
     def scan(self) -> pl.LazyFrame:
-        days = sorted(self.manifest().days)
-        if not days:
+        months = sorted(self.manifest().partitions)
+        if not months:
             raise FailedPrecondition(f"{self.feature_set.ref} is not materialized yet")
-        return pl.scan_parquet([self.partition(d) for d in days], hive_partitioning=False)
+        return pl.scan_parquet([self.partition(m) for m in months], hive_partitioning=False)
 
     def stats(self) -> pl.DataFrame:
-        """Summaries of the committed days."""
+        """Summaries of the committed partitions."""
         if not self._stats.exists():
             return pl.DataFrame(schema=SCHEMA)
-        days = set(self.manifest().days)
-        return pl.read_parquet(self._stats).filter(pl.col(PARTITION).is_in(days))
+        months = set(self.manifest().partitions)
+        return pl.read_parquet(self._stats).filter(pl.col(PARTITION).is_in(months))
 
     def commit(self, manifest: Manifest, summaries: pl.DataFrame) -> None:
         """Replaces stats, then the manifest: the manifest is the commit point."""
@@ -120,7 +123,7 @@ class OfflineStore:
                     {
                         "definition_hash": manifest.definition_hash,
                         "edges": {k: list(v) for k, v in manifest.edges.items()},
-                        "days": dict(sorted(manifest.days.items())),
+                        "partitions": dict(sorted(manifest.partitions.items())),
                     }
                 )
             ),
@@ -133,22 +136,31 @@ def _fingerprints(
     dimensions: Mapping[str, Sequence[LakeFile]],
     history_until: datetime | None,
 ) -> dict[str, str]:
-    """Chained fingerprint per event day (undated files and dimensions feed every day)."""
+    """Chained fingerprint per event month (dimensions and undated files feed every one)."""
     base = _sha(
         feature_set.definition_hash,
         history_until,
         sorted((name, f.url) for name, files in dimensions.items() for f in files),
         sorted(f.url for f in events if f.day is None),
     )
-    by_day: dict[date, list[str]] = {}
+    by_month: dict[str, list[str]] = {}
     for f in events:
         if f.day is not None:
-            by_day.setdefault(f.day, []).append(f.url)
+            by_month.setdefault(_month(f.day), []).append(f.url)
     chained, found = base, {}
-    for day in sorted(by_day):
-        chained = _sha(chained, day, sorted(by_day[day]))
-        found[day.isoformat()] = chained
+    for month in sorted(by_month):
+        chained = _sha(chained, month, sorted(by_month[month]))
+        found[month] = chained
     return found
+
+
+def _month(day: date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def _key(month: str) -> int:
+    """ "2024-03" -> 202403, the month as the frame computes it."""
+    return int(month.replace("-", ""))
 
 
 def materialize(
@@ -163,7 +175,7 @@ def materialize(
     progress: Progress = _no_progress,
     storage_options: dict[str, str] | None = None,
 ) -> MaterializeResult:
-    """(Re)computes the dirty event days in [start, end) and writes them; see the module."""
+    """(Re)computes the dirty months overlapping [start, end) and writes them."""
     fs = feature_set
     progress("plan", 0, 1)
     events = lake.files(fs.event_source)
@@ -176,18 +188,19 @@ def materialize(
     cutoff = history_until or history_cutoff(events)
     fingerprints = _fingerprints(fs, events, dimensions, cutoff)
     manifest = offline.manifest()
+    last = _month(end - timedelta(days=1)) if end else None
     in_range = [
-        d
-        for d in fingerprints
-        if (start is None or d >= start.isoformat()) and (end is None or d < end.isoformat())
+        m
+        for m in fingerprints
+        if (start is None or m >= _month(start)) and (last is None or m <= last)
     ]
-    dirty = [d for d in in_range if manifest.days.get(d) != fingerprints[d]]
+    dirty = [m for m in in_range if manifest.partitions.get(m) != fingerprints[m]]
     if not dirty:
         progress("plan", 1, 1)
         return _result(offline, manifest, 0, len(in_range), 0)
 
     # Validate against the columns the definition will see, before reading any rows.
-    history = [f for f in events if f.day is not None and f.day.isoformat() <= dirty[-1]]
+    history = [f for f in events if f.day is not None and _month(f.day) <= dirty[-1]]
     sources = scan(history, cutoff, storage_options)
     dims = {name: scan(files, None, storage_options) for name, files in dimensions.items()}
     columns = dict(sources.collect_schema())
@@ -202,72 +215,92 @@ def materialize(
                 )
             )
         columns.update({c: dim_columns[c] for c in join.columns})
-    days = [date.fromisoformat(d) for d in fingerprints]
+    days = sorted(f.day for f in events if f.day is not None)
     span = days[-1] - days[0]
     if problems := fs.violations(columns, span):
         raise InvalidArgument(problems)
     progress("plan", 1, 1)
 
     progress("compute", 0, len(dirty))
-    day_text = pl.col(fs.event_time).cast(pl.Date).cast(pl.String)
-    rows = (
-        feature_frame(fs, sources, dims)
-        .filter(day_text.is_in(dirty))
-        .with_columns(day_text.alias(PARTITION))
-        .collect()
+    key = pl.col(fs.event_time).dt.year() * 100 + pl.col(fs.event_time).dt.month()
+    frame = feature_frame(
+        fs, sources, dims, late_rows=any(arrived_late(f, cutoff) for f in history)
     )
+    if len(dirty) < len(fingerprints):
+        frame = frame.filter(key.is_in([_key(m) for m in dirty]))
+    rows = frame.collect()  # in event-time order: each month is one slice
     progress("compute", len(dirty), len(dirty))
 
     edges = manifest.edges or choose_edges(rows, fs.features)
-    summaries = summarize(rows, fs.features, edges, pl.col(PARTITION))
-    committed = dict(manifest.days)
-    for stale in set(committed) - set(fingerprints):
-        committed.pop(stale)  # the lake no longer has that day
-    written = 0
-    offline.offline.mkdir(parents=True, exist_ok=True)
-    for first in range(0, len(dirty), CHUNK_DAYS):
-        chunk = dirty[first : first + CHUNK_DAYS]
-        part = rows.filter(pl.col(PARTITION).is_in(chunk))
-        _write_days(offline, part, chunk)
-        committed.update({d: fingerprints[d] for d in chunk})
-        offline.commit(
-            Manifest(fs.definition_hash, edges, committed),
-            summaries.filter(pl.col(PARTITION).is_in(chunk)),
-        )
-        written += len(chunk)
-        progress("write", written, len(dirty))
+    labels = {_key(m): m for m in dirty}
+    runs = rows.select(key.alias("month")).to_series().rle().struct.unnest()
+    slices, offset = {}, 0
+    for length, month in runs.iter_rows():
+        slices[labels[month]] = rows.slice(offset, length)
+        offset += length
+    committed = {m: f for m, f in manifest.partitions.items() if m in fingerprints}
+    chunks = [dirty[i : i + CHUNK_PARTITIONS] for i in range(0, len(dirty), CHUNK_PARTITIONS)]
+    written: list[str] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Statistics are computed while the files are written; a chunk commits once both
+        # its files and the statistics exist, so a crash keeps every committed chunk.
+        summarizing = pool.submit(summarize, rows, fs.features, edges, key)
+        pending: list[list[str]] = []
+
+        def commit_ready(wait: bool) -> None:
+            if not pending or not (wait or summarizing.done()):
+                return
+            summaries = summarizing.result().with_columns(
+                pl.col(PARTITION).cast(pl.Int64).replace_strict(labels, return_dtype=pl.String)
+            )
+            while pending:
+                chunk = pending.pop(0)
+                committed.update({m: fingerprints[m] for m in chunk})
+                offline.commit(
+                    Manifest(fs.definition_hash, edges, committed),
+                    summaries.filter(pl.col(PARTITION).is_in(chunk)),
+                )
+                written.extend(chunk)
+                progress("write", len(written), len(dirty))
+
+        for chunk in chunks:
+            _write_partitions(offline, {m: slices.get(m) for m in chunk})
+            pending.append(chunk)
+            commit_ready(wait=False)
+        commit_ready(wait=True)
 
     online_written = 0
     if online is not None:
         progress("online", 0, 1)
         online_written = write_online(fs, rows, online)
         progress("online", 1, 1)
+    everything = len(written) == len(fingerprints)  # the counts are those of `rows`
     return _result(
-        offline, offline.manifest(), len(dirty), len(in_range) - len(dirty), online_written
+        offline,
+        offline.manifest(),
+        len(written),
+        len(in_range) - len(dirty),
+        online_written,
+        rows if everything else None,
     )
 
 
-def _write_days(offline: OfflineStore, rows: pl.DataFrame, days: Sequence[str]) -> None:
-    """Writes each day's rows to a staging folder, then renames them into place."""
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=offline.folder) as staging:
-        rows.write_parquet(staging, partition_by=PARTITION, compression="zstd")
-        for day in days:
-            produced = sorted(Path(staging).glob(f"{PARTITION}={day}/*.parquet"))
-            target = offline.partition(day)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if len(produced) == 1:
-                os.replace(produced[0], target)
-            elif produced:  # split into several files: rewrite as one
-                pl.concat([pl.read_parquet(p) for p in produced]).write_parquet(target)
-            else:  # the day has no rows any more
-                shutil.rmtree(target.parent)
+def _write_partitions(offline: OfflineStore, months: Mapping[str, pl.DataFrame | None]) -> None:
+    """Each month's rows to a temporary file renamed into place (none: remove the month)."""
+    for month, part in months.items():
+        target = offline.partition(month)
+        if part is None or part.height == 0:
+            shutil.rmtree(target.parent, ignore_errors=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(target, partial(part.write_parquet, compression="zstd", compression_level=1))
 
 
 def write_online(feature_set: FeatureSet, rows: pl.DataFrame, online: OnlineStore) -> int:
-    """The newest row per entity among `rows` to the online store (newest event wins)."""
+    """The newest row per entity among `rows` (in event-time order, as `feature_frame`
+    gives them) to the online store, where the newest event wins too."""
     fs = feature_set
-    order = [fs.entity_key, fs.event_time, *([fs.row_id] if fs.row_id else [])]
-    latest = rows.sort(order).group_by(fs.entity_key, maintain_order=True).last()
+    latest = rows.group_by(fs.entity_key).last()
     times = latest[fs.event_time].cast(pl.Datetime("us")).to_list()
     entities = latest[fs.entity_key].cast(pl.String).to_list()
     names = fs.feature_names
@@ -280,20 +313,27 @@ def write_online(feature_set: FeatureSet, rows: pl.DataFrame, online: OnlineStor
 
 
 def _result(
-    offline: OfflineStore, manifest: Manifest, written: int, skipped: int, online_written: int
+    offline: OfflineStore,
+    manifest: Manifest,
+    written: int,
+    skipped: int,
+    online_written: int,
+    all_rows: pl.DataFrame | None = None,
 ) -> MaterializeResult:
     fs = offline.feature_set
-    counts = (
-        offline.scan().select(pl.len().alias("rows"), pl.col(fs.entity_key).n_unique()).collect()
-        if manifest.days
-        else pl.DataFrame({"rows": [0], fs.entity_key: [0]})
-    )
+    count = [pl.len().alias("rows"), pl.col(fs.entity_key).n_unique()]
+    if all_rows is not None:
+        counts = all_rows.select(count)
+    elif manifest.partitions:
+        counts = offline.scan().select(count).collect()
+    else:
+        counts = pl.DataFrame({"rows": [0], fs.entity_key: [0]})
     return MaterializeResult(
         uri=str(offline.offline),
         content_hash=manifest.fingerprint,
         entities=int(counts[fs.entity_key][0]),
         rows=int(counts["rows"][0]),
-        days_written=written,
-        days_skipped=skipped,
+        partitions_written=written,
+        partitions_skipped=skipped,
         online_written=online_written,
     )

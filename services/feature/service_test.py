@@ -91,7 +91,7 @@ def test_feature_service_end_to_end(tmp_path: Path) -> None:
             assert {"plan", "compute", "write", "online"} <= set(phases)
             assert summary.rows == fills.height
             assert summary.entities == fills["rx_id"].n_unique() == summary.online_written
-            assert summary.partitions_written == fills["fill_date"].n_unique()
+            assert summary.partitions_written == fills["fill_date"].dt.strftime("%Y-%m").n_unique()
             assert materialize(stub)[1].partitions_written == 0  # nothing new
 
             rx = fills.sort("fill_date")["rx_id"][-1]
@@ -101,14 +101,19 @@ def test_feature_service_end_to_end(tmp_path: Path) -> None:
                     entity_ids=[rx, "RX-nope"],
                     features=["days_supply", "channel"],
                 )
-            ).entities
-            assert not online[0].missing and online[1].missing
+            )
+            first, unknown_rx = online.entities
+            assert not first.missing and unknown_rx.missing
+            assert not unknown_rx.HasField("event_time")
             latest = (
                 fills.filter(pl.col("rx_id") == rx).sort("fill_date", "fill_id").row(-1, named=True)
             )
-            assert online[0].row.values["days_supply"].int_value == latest["days_supply"]
-            assert online[0].row.values["channel"].string_value == latest["channel"]
-            assert online[0].event_time.ToDatetime().date() == latest["fill_date"]
+            supply, channel = online.columns
+            assert supply.name == "days_supply"
+            assert list(supply.ints.values) == [latest["days_supply"], 0]
+            assert list(channel.strings.values) == [latest["channel"], ""]
+            assert list(supply.null_positions) == list(channel.null_positions) == [1]
+            assert first.event_time.ToDatetime().date() == latest["fill_date"]
 
             built = stub.BuildTrainingSet(
                 F.BuildTrainingSetRequest(feature_set=REFILL), timeout=120

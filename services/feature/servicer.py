@@ -53,9 +53,7 @@ class FeatureServicer(feature_pb2_grpc.FeatureServiceServicer):
             found = await asyncio.to_thread(self._engine.online_features, fs, ids, names)
         else:
             found = self._engine.online_features(fs, ids, names)
-        return feature_pb2.GetOnlineFeaturesResponse(
-            entities=[convert.online_to_proto(v) for v in found]
-        )
+        return convert.online_to_proto(fs, found, names)
 
     async def BuildTrainingSet(
         self, request: feature_pb2.BuildTrainingSetRequest, context: grpc.aio.ServicerContext

@@ -42,13 +42,29 @@ class Measurement:
 class Comparison:
     wavepod: str
     peer: str
-    goal: str  # e.g. ">= 0.8" (wavepod rate / peer rate)
+    goal: str  # e.g. ">= 0.8" (wavepod rate / peer rate); "" for an informative ratio
     ratio: float
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
+        """None when the comparison is informative only (no goal)."""
+        if not self.goal:
+            return None
         op, _, value = self.goal.partition(" ")
         return self.ratio >= float(value) if op == ">=" else self.ratio <= float(value)
+
+
+@dataclass(frozen=True)
+class Latency:
+    name: str
+    calls: int
+    p50_ms: float
+    p99_ms: float
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -56,6 +72,7 @@ class Report:
     benchmark: str
     size: str
     measurements: list[Measurement] = field(default_factory=list)
+    latencies: list[Latency] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
 
     def time(self, name: str, rows: int, run: Callable[[], object]) -> Measurement:
@@ -69,6 +86,29 @@ class Report:
         ratio = wavepod.rows_per_second / peer.rows_per_second
         self.comparisons.append(Comparison(wavepod.name, peer.name, goal, ratio))
 
+    def latency(
+        self, name: str, call: Callable[[], object], calls: int, warmup: int = 50
+    ) -> Latency:
+        """Per-call wall time of `call`, after `warmup` untimed calls."""
+        for _ in range(warmup):
+            call()
+        samples = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - started)
+        found = Latency(
+            name, calls, percentile(samples, 0.5) * 1000, percentile(samples, 0.99) * 1000
+        )
+        self.latencies.append(found)
+        return found
+
+    def compare_latency(self, wavepod: Latency, peer: Latency, goal: str) -> None:
+        """Ratio: the peer's p99 over wavepod's (above 1: wavepod is faster)."""
+        self.comparisons.append(
+            Comparison(f"{wavepod.name} (p99)", peer.name, goal, peer.p99_ms / wavepod.p99_ms)
+        )
+
     def emit(self, path: Path | None) -> None:
         console = Console()
         table = Table(title=f"{self.benchmark} ({self.size})")
@@ -76,12 +116,28 @@ class Report:
             table.add_column(column, justify="right" if column != "run" else "left")
         for m in self.measurements:
             table.add_row(m.name, f"{m.rows:,}", f"{m.seconds:.2f}", f"{m.rows_per_second:,.0f}")
-        console.print(table)
-        ratios = Table(title="wavepod / peer (rows/s)")
+        if self.measurements:
+            console.print(table)
+        if self.latencies:
+            latencies = Table(title=f"{self.benchmark} latency ({self.size})")
+            for column in ("call", "calls", "p50 ms", "p99 ms"):
+                latencies.add_column(column, justify="right" if column != "call" else "left")
+            for lat in self.latencies:
+                latencies.add_row(
+                    lat.name, f"{lat.calls:,}", f"{lat.p50_ms:.3f}", f"{lat.p99_ms:.3f}"
+                )
+            console.print(latencies)
+        ratios = Table(title="wavepod speed-up over the peer (rows/s or p99; above 1: faster)")
         for column in ("wavepod", "peer", "ratio", "goal", "met"):
             ratios.add_column(column)
         for c in self.comparisons:
-            ratios.add_row(c.wavepod, c.peer, f"{c.ratio:.2f}x", c.goal, "yes" if c.met else "NO")
+            ratios.add_row(
+                c.wavepod,
+                c.peer,
+                f"{c.ratio:.2f}x",
+                c.goal,
+                {True: "yes", False: "NO", None: "-"}[c.met],
+            )
         console.print(ratios)
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +151,7 @@ class Report:
                             {**asdict(m), "rows_per_second": m.rows_per_second}
                             for m in self.measurements
                         ],
+                        "latencies": [asdict(lat) for lat in self.latencies],
                         "comparisons": [{**asdict(c), "met": c.met} for c in self.comparisons],
                     },
                     indent=2,
