@@ -18,6 +18,7 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime.status import field_violations
 from wavepod.runtime.testing.process import service_process
+from wavepod.runtime.testing.streams import drain_progress
 from wavepod.simulator.events import fill_events
 from wavepod.simulator.schemas import REFILL_SCHEMAS
 
@@ -47,14 +48,8 @@ def land(
 def materialize(
     stub: feature_pb2_grpc.FeatureServiceStub,
 ) -> tuple[list[str], F.MaterializeSummary]:
-    phases, summary = [], None
-    for event in stub.Materialize(F.MaterializeRequest(feature_set=REFILL), timeout=120):
-        if event.HasField("progress"):
-            phases.append(event.progress.phase)
-        else:
-            summary = event.summary
-    assert summary is not None
-    return phases, summary
+    request = F.MaterializeRequest(feature_set=REFILL)
+    return drain_progress(stub.Materialize(request, timeout=120), "summary")
 
 
 def test_feature_service_end_to_end(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from wavepod.common.v1 import refs_pb2
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime.status import field_violations
 from wavepod.runtime.testing.process import service_process
+from wavepod.runtime.testing.streams import drain_progress
 from wavepod.simulator.config import SimulationConfig
 from wavepod.simulator.generate import simulate
 from wavepod.simulator.publish import customer_fills, publish_all
@@ -27,14 +28,8 @@ K = ingest_pb2
 def run_ingest(
     stub: ingest_pb2_grpc.IngestServiceStub, source_id: str
 ) -> tuple[list[str], K.IngestReport]:
-    phases, report = [], None
-    for event in stub.RunIngest(K.RunIngestRequest(source_id=source_id), timeout=120):
-        if event.HasField("progress"):
-            phases.append(event.progress.phase)
-        else:
-            report = event.report
-    assert report is not None
-    return phases, report
+    events = stub.RunIngest(K.RunIngestRequest(source_id=source_id), timeout=120)
+    return drain_progress(events, "report")
 
 
 def test_a_simulated_pharmacy_lands_with_counts_and_lineage(tmp_path: Path) -> None:

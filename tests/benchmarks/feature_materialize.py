@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
-from benchmarks.harness import Report, parse_args
+from benchmarks.harness import Report, parse_args, run_sizes
 
 ARGS = parse_args(__doc__ or "")
 os.environ["POLARS_MAX_THREADS"] = str(ARGS.threads)
@@ -196,13 +195,7 @@ def run_size(patients: int, work: Path, report: Report) -> None:
 
 
 def main() -> int:
-    size = "quick" if ARGS.quick else "full"
-    report = Report("feature_materialize", size)
-    with tempfile.TemporaryDirectory(prefix="wavepod-bench-") as tmp:
-        for patients in SIZES[size]:
-            run_size(patients, Path(tmp), report)
-    report.emit(ARGS.json)
-    return 0
+    return run_sizes("feature_materialize", ARGS, SIZES, run_size)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -157,3 +158,19 @@ class Report:
                     indent=2,
                 )
             )
+
+
+def run_sizes(
+    benchmark: str,
+    args: argparse.Namespace,
+    sizes: dict[str, list[int]],
+    run_size: Callable[[int, Path, Report], None],
+) -> int:
+    """Runs `run_size` for each size of the chosen mode in a scratch folder; emits."""
+    size = "quick" if args.quick else "full"
+    report = Report(benchmark, size)
+    with tempfile.TemporaryDirectory(prefix="wavepod-bench-") as tmp:
+        for n in sizes[size]:
+            run_size(n, Path(tmp), report)
+    report.emit(args.json)
+    return 0

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
-from benchmarks.harness import Report, parse_args
+from benchmarks.harness import Report, parse_args, run_sizes
 
 ARGS = parse_args(__doc__ or "")
 # Thread pools read these at import time.
@@ -102,13 +101,7 @@ def run_size(patients: int, work: Path, report: Report) -> None:
 
 
 def main() -> int:
-    size = "quick" if ARGS.quick else "full"
-    report = Report("ingest_csv", size)
-    with tempfile.TemporaryDirectory(prefix="wavepod-bench-") as tmp:
-        for patients in SIZES[size]:
-            run_size(patients, Path(tmp), report)
-    report.emit(ARGS.json)
-    return 0
+    return run_sizes("ingest_csv", ARGS, SIZES, run_size)
 
 
 if __name__ == "__main__":
