@@ -84,6 +84,14 @@ class IngestLake:
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"unknown dataset {dataset!r}: {error.details()}") from None
+            if error.code() in (
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ):
+                raise FailedPrecondition(
+                    f"ingest at {self._target} refused the feature service's token"
+                    f" ({error.code().name}: {error.details()}); set WAVEPOD_FEATURE_AUTH_TOKEN"
+                ) from None
             raise Unavailable(
                 f"ingest at {self._target} answered {error.code().name}: {error.details()}"
             ) from None
@@ -98,9 +106,10 @@ class IngestLake:
         self._channel.close()
 
 
-def open_lake(url: str) -> Lake:
+def open_lake(url: str, token: str | None = None, timeout: float = 30.0) -> Lake:
+    """`token` is the bearer token presented to the ingest service (when it checks one)."""
     if url.startswith("ingest://"):
-        return IngestLake(url.removeprefix("ingest://"))
+        return IngestLake(url.removeprefix("ingest://"), token, timeout)
     return DirectoryLake(url)
 
 
@@ -129,14 +138,14 @@ def scan(
     late = [arrived_late(f, history_until) for f in files]
     rows = pl.scan_parquet(
         urls,
-        include_file_paths=_FILE,
+        include_file_paths=_FILE if any(late) else None,
         storage_options=storage_options,
         hive_partitioning=False,
         missing_columns="insert",
         extra_columns="ignore",
     )
     if not any(late):  # all history: no per-file join needed
-        return rows.drop(_FILE).with_columns(pl.lit(None, pl.Datetime("us")).alias(INGESTED_AT))
+        return rows.with_columns(pl.lit(None, pl.Datetime("us")).alias(INGESTED_AT))
     committed = pl.LazyFrame(
         {_FILE: urls, INGESTED_AT: late}, schema={_FILE: pl.String, INGESTED_AT: pl.Datetime("us")}
     )

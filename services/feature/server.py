@@ -21,7 +21,11 @@ def app(settings: FeatureSettings) -> ServiceApp:
     online = open_online_store(settings.online_store)
     engine = FeatureEngine(
         builtin_registry(),
-        open_lake(settings.lake),
+        open_lake(
+            settings.lake,
+            settings.auth_token.get_secret_value() if settings.auth_token else None,
+            settings.outgoing_timeout_seconds,
+        ),
         settings.store_root,
         online,
         online_max_age=(
