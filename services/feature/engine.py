@@ -16,15 +16,12 @@ import polars as pl
 from feature.compute import LABEL_TIME, labels
 from feature.definition import FeatureRegistry, FeatureSet
 from feature.lake import Lake, history_cutoff, scan
-from feature.materialize import MaterializeResult, OfflineStore, Progress, materialize
+from feature.materialize import MaterializeResult, OfflineStore, materialize
 from feature.online.store import OnlineStore, OnlineValue
 from feature.stats import FeatureStats, feature_stats
 from feature.training import TrainingSet, build_training_set
+from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import FieldViolation, InvalidArgument, NotFound
-
-
-def _no_progress(phase: str, done: int, total: int) -> None:
-    return None
 
 
 class FeatureEngine:
@@ -66,7 +63,7 @@ class FeatureEngine:
         feature_set: FeatureSet,
         start: date | None = None,
         end: date | None = None,
-        progress: Progress = _no_progress,
+        progress: Progress = no_progress,
     ) -> MaterializeResult:
         with self._lock(feature_set):
             return materialize(
@@ -111,7 +108,7 @@ class FeatureEngine:
         ]
 
     def training_set(
-        self, feature_set: FeatureSet, labels_uri: str = "", progress: Progress = _no_progress
+        self, feature_set: FeatureSet, labels_uri: str = "", progress: Progress = no_progress
     ) -> TrainingSet:
         """Labels from `labels_uri` (Parquet with the entity key and `label_time`), or the
         set's own label computed from the lake when empty. Materializes first (a no-op

@@ -33,14 +33,10 @@ from feature.definition import FeatureSet
 from feature.lake import Lake, LakeFile, arrived_late, history_cutoff, scan
 from feature.online.store import OnlineRow, OnlineStore
 from feature.stats import PARTITION, SCHEMA, choose_edges, summarize
+from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument
 
-Progress = Callable[[str, int, int], None]
 CHUNK_PARTITIONS = 6
-
-
-def _no_progress(phase: str, done: int, total: int) -> None:
-    return None
 
 
 def _sha(*parts: object) -> str:
@@ -172,7 +168,7 @@ def materialize(
     start: date | None = None,
     end: date | None = None,
     history_until: datetime | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
     storage_options: dict[str, str] | None = None,
 ) -> MaterializeResult:
     """(Re)computes the dirty months overlapping [start, end) and writes them."""

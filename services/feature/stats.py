@@ -28,7 +28,6 @@ SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "key": pl.String,
     "value": pl.Float64,
 }
-_ADDITIVE = ("rows", "nulls", "sum", "sumsq", "bin", "category")
 _QUANTILES = [i / 20 for i in range(1, 20)]
 _EDGE_SAMPLE = 50_000  # quantile edges from a seeded sample: exactness buys nothing here
 

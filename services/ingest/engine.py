@@ -23,6 +23,7 @@ from ingest.quality import validate
 from ingest.schema import DatasetSchema, RuleKind, compatibility_problems
 from ingest.sources import CONNECTORS, SourceBatch, SourceKind, SourceSpec
 from ingest.storage import LocalStorage, open_storage
+from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import (
     AlreadyExists,
     FailedPrecondition,
@@ -33,12 +34,7 @@ from wavepod.runtime.status import (
 
 log = logging.getLogger(__name__)
 
-# (phase, done, total) -> None; phases: read, validate, write, commit.
-Progress = Callable[[str, int, int], None]
-
-
-def _no_progress(phase: str, done: int, total: int) -> None:
-    pass
+# Progress phases: read, validate, write, commit.
 
 
 class IngestEngine:
@@ -135,7 +131,7 @@ class IngestEngine:
         with self._locks_guard:
             return self._dataset_locks.setdefault(dataset, threading.Lock())
 
-    def run_ingest(self, source_id: str, progress: Progress = _no_progress) -> tuple[Batch, bool]:
+    def run_ingest(self, source_id: str, progress: Progress = no_progress) -> tuple[Batch, bool]:
         """Lands one batch from the source; returns it and whether it was a duplicate."""
         spec = self.source(source_id)
         schema = self.schema(spec.dataset)  # NOT_FOUND before reading anything
@@ -150,7 +146,7 @@ class IngestEngine:
         source_id: str,
         connector: str,
         source: SourceBatch,
-        progress: Progress = _no_progress,
+        progress: Progress = no_progress,
     ) -> tuple[Batch, bool]:
         """Validates and lands rows read by any connector (or a stream) exactly once."""
         schema = self.schema(dataset)

@@ -16,6 +16,10 @@ Report = tuple[str, int, int]
 Progress = Callable[[str, int, int], None]
 
 
+def no_progress(phase: str, done: int, total: int) -> None:
+    """The default `Progress` of work nobody watches."""
+
+
 class ProgressStream(Generic[T]):
     def __init__(self, work: Callable[[Progress], T]) -> None:
         self._work = work
