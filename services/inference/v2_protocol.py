@@ -1,22 +1,26 @@
 """The KServe v2 / Triton data plane, on the stubs that tritonclient ships.
 
-Server liveness, readiness and metadata are answered now; the model RPCs (repository,
-ModelInfer, dynamic batching on ONNX Runtime) arrive with the model-plane milestone.
+A thin servicer: it converts protos (inference.convert) and delegates to the
+transport-neutral ModelServer. Domain errors become the conventional status codes in
+the runtime's error interceptor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from inference import convert
+from inference.serving import ModelServer
 from wavepod.runtime import unbuilt
+from wavepod.runtime.status import ServiceError
 
 SERVER_NAME = "wavepod-inference"
-# Triton extensions this server implements; grows as the model plane lands.
-EXTENSIONS: tuple[str, ...] = ()
-NOT_BUILT = "serving ONNX models arrives with the model-plane milestone (issue #5)"
+# Triton extensions this server implements.
+EXTENSIONS = ("model_repository", "statistics", "model_configuration", "schedule_policy")
+NOT_BUILT = "shared-memory tensors, tracing and log settings are not offered by this server"
 
 _Base = unbuilt(
     service_pb2_grpc.GRPCInferenceServiceServicer,
@@ -26,8 +30,9 @@ _Base = unbuilt(
 
 
 class InferenceServicer(_Base):  # type: ignore[valid-type,misc]
-    def __init__(self, version: str, is_ready: Callable[[], bool]) -> None:
+    def __init__(self, version: str, models: ModelServer, is_ready: Callable[[], bool]) -> None:
         self._version = version
+        self._models = models
         self._is_ready = is_ready
 
     async def ServerLive(
@@ -46,3 +51,77 @@ class InferenceServicer(_Base):  # type: ignore[valid-type,misc]
         return service_pb2.ServerMetadataResponse(
             name=SERVER_NAME, version=self._version, extensions=list(EXTENSIONS)
         )
+
+    async def ModelReady(
+        self, request: service_pb2.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ModelReadyResponse:
+        try:
+            self._models.serving(request.name, request.version)
+        except ServiceError:
+            return service_pb2.ModelReadyResponse(ready=False)
+        return service_pb2.ModelReadyResponse(ready=True)
+
+    async def ModelMetadata(
+        self, request: service_pb2.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ModelMetadataResponse:
+        return convert.metadata_response(self._models.serving(request.name, request.version))
+
+    async def ModelConfig(
+        self, request: service_pb2.ModelConfigRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ModelConfigResponse:
+        scheduler = self._models.serving(request.name, request.version)
+        return service_pb2.ModelConfigResponse(config=scheduler.model.effective_config())
+
+    async def ModelInfer(
+        self, request: service_pb2.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ModelInferResponse:
+        inputs = convert.inputs_from_request(request)
+        scheduler, outputs = await self._models.infer(
+            request.model_name, request.model_version, inputs
+        )
+        return convert.infer_response(request, scheduler, outputs)
+
+    async def ModelStreamInfer(
+        self,
+        requests: AsyncIterator[service_pb2.ModelInferRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[service_pb2.ModelStreamInferResponse]:
+        # Errors travel in the stream (as Triton does) so one bad request ends nothing.
+        async for request in requests:
+            try:
+                response = await self.ModelInfer(request, context)
+            except ServiceError as error:
+                yield service_pb2.ModelStreamInferResponse(error_message=error.message)
+            else:
+                yield service_pb2.ModelStreamInferResponse(infer_response=response)
+
+    async def ModelStatistics(
+        self, request: service_pb2.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.ModelStatisticsResponse:
+        if request.name:
+            schedulers = [self._models.serving(request.name, request.version)]
+        else:
+            schedulers = self._models.loaded()
+        return service_pb2.ModelStatisticsResponse(
+            model_stats=[convert.statistics(s) for s in schedulers]
+        )
+
+    async def RepositoryIndex(
+        self, request: service_pb2.RepositoryIndexRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.RepositoryIndexResponse:
+        entries = self._models.index()
+        if request.ready:
+            entries = [e for e in entries if e.state == "READY"]
+        return convert.index_response(entries)
+
+    async def RepositoryModelLoad(
+        self, request: service_pb2.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.RepositoryModelLoadResponse:
+        await self._models.load(request.model_name)
+        return service_pb2.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(
+        self, request: service_pb2.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
+    ) -> service_pb2.RepositoryModelUnloadResponse:
+        await self._models.unload(request.model_name)
+        return service_pb2.RepositoryModelUnloadResponse()

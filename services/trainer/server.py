@@ -1,23 +1,49 @@
 """The trainer service process: `./pants run services/trainer:server`.
 
-Settings come from WAVEPOD_TRAINER_* environment variables (wavepod.runtime.settings).
+Settings come from WAVEPOD_TRAINER_* environment variables (trainer/settings.py).
 """
 
+from trainer.features import FeatureClient
+from trainer.runner import Trainer
+from trainer.runs import RunBoard
+from trainer.servicer import TrainerServicer
+from trainer.settings import TrainerSettings
+from trainer.tracking import Tracking
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 DEFAULT_PORT = 50053
-NOT_BUILT = "training runs tracked in MLflow arrive with the model-plane milestone (issue #5)"
 
 
-def app() -> ServiceApp:
+def app(settings: TrainerSettings) -> ServiceApp:
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    features = FeatureClient(
+        settings.feature_service,
+        token,
+        settings.outgoing_timeout_seconds,
+        settings.build_timeout_seconds,
+    )
+    tracking = Tracking(settings.mlflow_tracking_uri)
+    trainer = Trainer(
+        features, tracking, settings.min_training_rows, settings.parity_tolerance, settings.git_sha
+    )
+    # asyncio primitives bind to the server's loop on first use (Python 3.10+).
+    board = RunBoard(trainer, settings.concurrent_runs)
+
+    async def finish_runs() -> None:
+        await board.wait_idle()
+        features.close()
+
     return ServiceApp(
         name="trainer",
         registrations=[
-            Registration.unbuilt(trainer_pb2, trainer_pb2_grpc, "TrainerService", NOT_BUILT)
+            Registration.of(
+                trainer_pb2, trainer_pb2_grpc, "TrainerService", TrainerServicer(board, tracking)
+            )
         ],
+        flush_hooks=[finish_runs],
     )
 
 
 if __name__ == "__main__":
-    run("trainer", lambda _settings: app(), port=DEFAULT_PORT)
+    run("trainer", app, TrainerSettings, port=DEFAULT_PORT)

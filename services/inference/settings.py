@@ -1,0 +1,27 @@
+"""Inference settings: WAVEPOD_INFERENCE_* (plus the common ones in wavepod.runtime.settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from wavepod.runtime import ServiceSettings
+
+
+class InferenceSettings(ServiceSettings):
+    model_repository: str = Field(
+        ".wavepod/models", description="Triton-layout repository: <model>/<version>/model.onnx."
+    )
+    execution_provider: Literal["auto", "cpu"] = Field(
+        "auto", description="auto: CUDA when present and the model's operators allow, else CPU."
+    )
+    intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads per model instance.")
+    dynamic_batching: bool = Field(
+        True, description="false disables dynamic batching for every model (benchmarks)."
+    )
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000", description="Where PublishModel finds registered versions."
+    )
+    publish_max_batch_size: int = Field(256, ge=1, description="Default for PublishModel.")
+    publish_max_queue_delay_us: int = Field(500, ge=0, description="Default for PublishModel.")

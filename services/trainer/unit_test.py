@@ -1,0 +1,65 @@
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from trainer.data import LABEL_TIME, time_split
+from trainer.export import check_parity, to_onnx
+from trainer.search import fit
+from trainer.spec import Budget, TrainingSpec
+from trainer.tracking import Tracking
+from wavepod.runtime.status import FailedPrecondition, InvalidArgument, Unavailable
+
+
+def test_time_split_keeps_every_earlier_split_before_every_later_one() -> None:
+    days = pl.date_range(pl.date(2024, 1, 1), pl.date(2024, 4, 9), eager=True)
+    frame = pl.DataFrame({LABEL_TIME: days.gather(np.repeat(np.arange(100), 3)), "y": range(300)})
+    split = time_split(frame, min_rows=10)
+    ranges = [
+        (p[LABEL_TIME].min(), p[LABEL_TIME].max())
+        for p in (split.train, split.valid, split.holdout)
+    ]
+    assert str(ranges[0][1]) < str(ranges[1][0]) and str(ranges[1][1]) < str(ranges[2][0])
+    assert sum(split.sizes().values()) == 300
+    with pytest.raises(FailedPrecondition, match="at least 1000"):
+        time_split(frame, min_rows=1000)
+    one_day = frame.with_columns(pl.lit(days[0]).alias(LABEL_TIME))
+    with pytest.raises(FailedPrecondition, match="too few distinct times"):
+        time_split(one_day, min_rows=10)
+
+
+def test_parity_beyond_the_tolerance_fails_with_the_figure() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4)).astype(np.float32)
+    model = fit({"n_estimators": 30, "objective": "regression_l1"}, x, x[:, 0] * 100, seed=1)
+    proto = to_onnx(model, 4, "features", "prediction")
+    assert check_parity(proto, model, x, 1e-4).max_abs_diff <= 1e-4
+    # float32 thresholds and sums differ from LightGBM's doubles by ~1e-5 here.
+    with pytest.raises(
+        FailedPrecondition, match=r"max \|onnx - native\| = .* over 500 rows exceeds 1e-09"
+    ):
+        check_parity(proto, model, x, 1e-9)
+
+
+def test_spec_rejects_a_zero_budget_and_names_each_field() -> None:
+    spec = TrainingSpec("bad name!", "", "", "", Budget(0, 0), seed=1, training_set_uri="x")
+    with pytest.raises(InvalidArgument) as error:
+        spec.check()
+    fields = {v.field for v in error.value.violations}
+    assert fields == {
+        "spec.model_name",
+        "spec.feature_set.name",
+        "spec.feature_set.version",
+        "spec.label_column",
+        "spec.budget.max_trials",
+        "spec.budget.max_seconds",
+        "spec.training_set.content_hash",
+    }
+
+
+def test_an_unreachable_mlflow_is_unavailable_within_seconds() -> None:
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="MLflow at http://127.0.0.1:9"):
+        Tracking("http://127.0.0.1:9").create_run("x", {})
+    assert time.monotonic() - started < 60
