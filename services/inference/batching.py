@@ -3,14 +3,15 @@
 With dynamic batching, requests wait in a queue until `max_batch_size` rows are there or
 the oldest has waited `max_queue_delay`; the batch runs as one ONNX Runtime call on one
 of the model's instances (threads) and each caller gets its own rows back. A batch is
-only formed when an instance is free, so a busy model batches more, not later.
+only formed when an instance is free, so a busy model batches more, not later. Forming
+a batch costs a few awaits, not one per request: at high load that is the point.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,8 +77,9 @@ class Scheduler:
             max_workers=instances, thread_name_prefix=f"{model.name}-v{model.version}"
         )
         self._slots = asyncio.Semaphore(instances)
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._carry: _Pending | None = None
+        self._waiting: deque[_Pending] = deque()
+        self._waiting_rows = 0
+        self._arrived = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._pending = 0
         self.stats = ModelStats()
@@ -90,7 +92,9 @@ class Scheduler:
         self._pending += 1
         try:
             if self.batching:
-                self._queue.put_nowait(item)
+                self._waiting.append(item)
+                self._waiting_rows += rows
+                self._arrived.set()
             else:
                 async with self._slots:
                     await self._execute([item])
@@ -98,36 +102,36 @@ class Scheduler:
         finally:
             self._pending -= 1
 
-    async def _next(self, timeout: float | None) -> _Pending | None:
-        if self._carry is not None:
-            item, self._carry = self._carry, None
-            return item
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
-            if timeout is not None and timeout <= 0:
-                return None
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-
     async def _batch_loop(self) -> None:
         while True:
             await self._slots.acquire()
-            first = await self._next(None)
-            assert first is not None
-            batch, rows = [first], first.rows
-            deadline = first.enqueued + self._delay
-            while rows < self.max_batch_size:
-                item = await self._next(deadline - time.perf_counter())
-                if item is None:
+            while not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            # Triton's rule: wait for a full batch only until the oldest request has
+            # waited max_queue_delay.
+            deadline = self._waiting[0].enqueued + self._delay
+            while self._waiting_rows < self.max_batch_size:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
                     break
-                if rows + item.rows > self.max_batch_size:
-                    self._carry = item
+                if remaining < 0.002:
+                    # Below the event loop's timer resolution (~1 ms): one loop turn
+                    # takes in whatever requests have arrived meanwhile.
+                    await asyncio.sleep(0)
+                    continue
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
                     break
+            batch: list[_Pending] = []
+            rows = 0
+            while self._waiting and rows + self._waiting[0].rows <= self.max_batch_size:
+                item = self._waiting.popleft()
                 batch.append(item)
                 rows += item.rows
+            self._waiting_rows -= rows
             task = asyncio.create_task(self._execute_and_release(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)

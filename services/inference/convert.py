@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -47,11 +48,11 @@ def inputs_from_request(request: service_pb2.ModelInferRequest) -> dict[str, np.
             values = np.frombuffer(raw[i], dtype=dtype)
         else:
             values = np.asarray(getattr(tensor.contents, CONTENTS_FIELD[tensor.datatype]), dtype)
-        if values.size != int(np.prod(shape)):
+        needed = math.prod(shape)
+        if values.size != needed:
             raise InvalidArgument(
                 FieldViolation(
-                    f"{field}.shape",
-                    f"{list(shape)} needs {int(np.prod(shape))} values, got {values.size}",
+                    f"{field}.shape", f"{list(shape)} needs {needed} values, got {values.size}"
                 )
             )
         arrays[tensor.name] = values.reshape(shape)

@@ -82,9 +82,12 @@ class AuthInterceptor(HandlerInterceptor):
     which grants access; a method not listed needs an authenticated caller only.
     """
 
+    per_call = True  # reads each call's bearer token
+
     def __init__(
         self, tokens: TokenStore, method_roles: Mapping[str, frozenset[str]] | None = None
     ) -> None:
+        super().__init__()
         self._tokens = tokens
         self._method_roles = dict(method_roles or {})
 

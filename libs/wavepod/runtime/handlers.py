@@ -86,8 +86,16 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
     """A server interceptor that rewrites the handler of each method it finds.
 
     Subclasses implement `handle(details, handler)`: return `handler` untouched, wrapped
-    (`wrap_handler`) or replaced (`aborting_handler`).
+    (`wrap_handler`) or replaced (`aborting_handler`). When the result depends only on the
+    method and the handler (`per_call = False`), it is built once per method and reused:
+    wrapping on every call costs a fair share of a fast RPC.
     """
+
+    # True when `handle` reads the call itself (e.g. its metadata), so nothing is reused.
+    per_call = False
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def handle(
         self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
@@ -100,4 +108,13 @@ class HandlerInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        return handler if handler is None else self.handle(handler_call_details, handler)
+        if handler is None:
+            return handler
+        if self.per_call:
+            return self.handle(handler_call_details, handler)
+        method = handler_call_details.method
+        cached = self._built.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = (handler, self.handle(handler_call_details, handler))
+            self._built[method] = cached
+        return cached[1]

@@ -14,6 +14,7 @@ from wavepod.runtime.handlers import HandlerInterceptor, wrap_handler
 
 class RpcMetricsInterceptor(HandlerInterceptor):
     def __init__(self) -> None:
+        super().__init__()
         # The global meter provider is a no-op unless telemetry export is configured.
         meter = metrics.get_meter("wavepod.runtime")
         self._duration = meter.create_histogram(
