@@ -17,9 +17,11 @@ import tritonclient.grpc as triton
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from feature.testing import small_pharmacy, write_lake
 from inference.repository import SIGNATURE_PARAMETER
+from trainer import cli
 from wavepod.common.v1 import refs_pb2
 from wavepod.feature.v1 import feature_pb2
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -304,3 +306,35 @@ def test_bad_runs_fail_clearly_and_register_nothing(
     states = {r.run_id: r.state for r in listed.runs}
     assert states[too_small.run_id] == trainer_pb2.RUN_STATE_FAILED
     assert states[first.run_id] == trainer_pb2.RUN_STATE_SUCCEEDED
+
+
+def test_the_cli_starts_a_run_and_renders_its_progress(stack: Stack) -> None:
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(
+        cli.app,
+        [
+            "start",
+            "--trainer",
+            stack.trainer,
+            "--model-name",
+            "refill-cli",
+            "--feature-set",
+            "refill:1",
+            "--label",
+            LABEL,
+            "--baseline-feature",
+            "days_supply",
+            "--trials",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "started run" in result.output and "succeeded" in result.output
+    assert "2/2 best valid MAE" in result.output and "refill-cli" in result.output
+
+    listed = runner.invoke(
+        cli.app, ["list", "--trainer", stack.trainer, "--model-name", "refill-cli"]
+    )
+    assert listed.exit_code == 0 and "succeeded" in listed.output
+    unknown = runner.invoke(cli.app, ["watch", "no-such-run", "--trainer", stack.trainer])
+    assert unknown.exit_code == 1 and "NOT_FOUND" in unknown.output
