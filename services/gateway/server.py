@@ -1,25 +1,89 @@
 """The gateway service process: `./pants run services/gateway:server`.
 
-Settings come from WAVEPOD_GATEWAY_* environment variables (wavepod.runtime.settings).
+The public API: Predict and PredictStream over models served by the inference service
+(or a Triton), with features from the feature service's online store. Settings come
+from WAVEPOD_GATEWAY_* (gateway/settings.py); auth from WAVEPOD_GATEWAY_AUTH_TOKENS_FILE.
 """
 
+import tritonclient.grpc.aio as triton
+
+from gateway.backends import FeatureBackend, InferenceBackend
+from gateway.breaker import CircuitBreaker
+from gateway.catalog import ModelCatalog
+from gateway.limits import RateLimiter
+from gateway.prediction_log import PredictionLog
+from gateway.predictor import Predictor
+from gateway.servicer import GatewayServicer
+from gateway.settings import GatewaySettings
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.channels import connect
 
 DEFAULT_PORT = 50050
-NOT_BUILT = (
-    "predictions, feedback intake, auth and routing arrive with the gateway milestone (issue #6)"
-)
+SERVICE = "/wavepod.gateway.v1.GatewayService/"
+METHOD_ROLES = {
+    f"{SERVICE}Predict": frozenset({"predict"}),
+    f"{SERVICE}PredictStream": frozenset({"predict"}),
+    f"{SERVICE}SubmitFeedback": frozenset({"feedback"}),
+}
 
 
-def app() -> ServiceApp:
+def app(settings: GatewaySettings) -> ServiceApp:
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    log = PredictionLog(
+        settings.prediction_log_dir,
+        settings.prediction_log_flush_rows,
+        settings.prediction_log_flush_seconds,
+    )
+    servicer = GatewayServicer(RateLimiter(settings.rate_limit_per_second))
+    closers = []
+
+    async def connect_backends() -> bool:
+        # gRPC aio clients bind to the running loop: create them inside the server.
+        inference_client = triton.InferenceServerClient(settings.inference)
+        features_channel = connect(settings.feature_service, settings)
+        inference = InferenceBackend(
+            inference_client,
+            CircuitBreaker("inference", settings.breaker_failures, settings.breaker_open_seconds),
+            settings.inference_timeout_seconds,
+            headers,
+            settings.micro_batch_rows,
+            settings.micro_batch_delay_us / 1e6,
+        )
+        features = FeatureBackend(
+            features_channel,
+            CircuitBreaker(
+                "feature service", settings.breaker_failures, settings.breaker_open_seconds
+            ),
+            settings.outgoing_timeout_seconds,
+        )
+        servicer.predictor = Predictor(
+            ModelCatalog(inference_client, settings.model_refresh_seconds, headers),
+            features,
+            inference,
+            log,
+            settings.default_model,
+            settings.max_rows,
+            settings.range_slack,
+        )
+        closers.extend([inference.close, inference_client.close, features_channel.close])
+        return True
+
+    async def close() -> None:
+        # After the drain: every answered request's record is in the log's buffer.
+        await log.close()
+        for closer in closers:
+            await closer()
+
     return ServiceApp(
         name="gateway",
-        registrations=[
-            Registration.unbuilt(gateway_pb2, gateway_pb2_grpc, "GatewayService", NOT_BUILT)
-        ],
+        registrations=[Registration.of(gateway_pb2, gateway_pb2_grpc, "GatewayService", servicer)],
+        readiness=connect_backends,
+        flush_hooks=[close],
+        method_roles=METHOD_ROLES,
     )
 
 
 if __name__ == "__main__":
-    run("gateway", lambda _settings: app(), port=DEFAULT_PORT)
+    run("gateway", app, GatewaySettings, port=DEFAULT_PORT)

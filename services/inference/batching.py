@@ -1,18 +1,17 @@
 """Scheduling requests onto a model: Triton's dynamic batcher, or one run per request.
 
-With dynamic batching, requests wait in a queue until `max_batch_size` rows are there or
-the oldest has waited `max_queue_delay`; the batch runs as one ONNX Runtime call on one
-of the model's instances (threads) and each caller gets its own rows back. A batch is
-only formed when an instance is free, so a busy model batches more, not later. Forming
-a batch costs a few awaits, not one per request: at high load that is the point.
+With dynamic batching the shared Coalescer (wavepod.runtime.batching) gathers rows; each
+batch runs as one ONNX Runtime call on one of the model's instances (threads) and each
+caller gets its own rows back. Queue time, compute time and batch size are recorded as
+OpenTelemetry histograms and in Triton's statistics shape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,8 +19,10 @@ import numpy as np
 from opentelemetry import metrics
 
 from inference.model import OnnxModel
+from wavepod.runtime.batching import Coalescer, Waiting
 
 Tensors = Mapping[str, np.ndarray]
+Outputs = dict[str, np.ndarray]
 
 _meter = metrics.get_meter("wavepod.inference")
 _queue_ms = _meter.create_histogram(
@@ -52,14 +53,6 @@ class ModelStats:
     batches: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
 
-@dataclass
-class _Pending:
-    inputs: Tensors
-    rows: int
-    future: asyncio.Future[dict[str, np.ndarray]]
-    enqueued: float
-
-
 class Scheduler:
     def __init__(
         self,
@@ -70,105 +63,55 @@ class Scheduler:
     ) -> None:
         """`max_queue_delay_us=None` turns batching off: every request runs on its own."""
         self.model = model
-        self.max_batch_size = max(max_batch_size, 1)
         self.batching = max_queue_delay_us is not None and max_batch_size > 1
-        self._delay = (max_queue_delay_us or 0) / 1e6
         self._executor = ThreadPoolExecutor(
             max_workers=instances, thread_name_prefix=f"{model.name}-v{model.version}"
         )
         self._slots = asyncio.Semaphore(instances)
-        self._waiting: deque[_Pending] = deque()
-        self._waiting_rows = 0
-        self._arrived = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._coalescer: Coalescer[Tensors, Outputs] | None = (
+            Coalescer(self._execute, max_batch_size, (max_queue_delay_us or 0) / 1e6, instances)
+            if self.batching
+            else None
+        )
         self._pending = 0
         self.stats = ModelStats()
         self._attributes = {"model": model.name, "version": str(model.version)}
-        self._loop_task = asyncio.create_task(self._batch_loop()) if self.batching else None
 
-    async def submit(self, inputs: Tensors, rows: int) -> dict[str, np.ndarray]:
-        future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
-        item = _Pending(inputs, rows, future, time.perf_counter())
+    async def submit(self, inputs: Tensors, rows: int) -> Outputs:
         self._pending += 1
         try:
-            if self.batching:
-                self._waiting.append(item)
-                self._waiting_rows += rows
-                self._arrived.set()
-            else:
-                async with self._slots:
-                    await self._execute([item])
-            return await future
+            if self._coalescer is not None:
+                return await self._coalescer.submit(inputs, rows)
+            async with self._slots:
+                loop = asyncio.get_running_loop()
+                waiting = Waiting(inputs, rows, time.perf_counter(), loop.create_future())
+                return (await self._execute([waiting]))[0]
         finally:
             self._pending -= 1
 
-    async def _batch_loop(self) -> None:
-        while True:
-            await self._slots.acquire()
-            while not self._waiting:
-                self._arrived.clear()
-                await self._arrived.wait()
-            # Triton's rule: wait for a full batch only until the oldest request has
-            # waited max_queue_delay.
-            deadline = self._waiting[0].enqueued + self._delay
-            while self._waiting_rows < self.max_batch_size:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                if remaining < 0.002:
-                    # Below the event loop's timer resolution (~1 ms): one loop turn
-                    # takes in whatever requests have arrived meanwhile.
-                    await asyncio.sleep(0)
-                    continue
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
-                except TimeoutError:
-                    break
-            batch: list[_Pending] = []
-            rows = 0
-            while self._waiting and rows + self._waiting[0].rows <= self.max_batch_size:
-                item = self._waiting.popleft()
-                batch.append(item)
-                rows += item.rows
-            self._waiting_rows -= rows
-            task = asyncio.create_task(self._execute_and_release(batch))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
-
-    async def _execute_and_release(self, batch: list[_Pending]) -> None:
-        try:
-            await self._execute(batch)
-        finally:
-            self._slots.release()
-
-    async def _execute(self, batch: list[_Pending]) -> None:
+    async def _execute(self, batch: Sequence[Waiting[Tensors, Outputs]]) -> list[Outputs]:
         started = time.perf_counter()
         if len(batch) == 1:
-            inputs = batch[0].inputs
+            inputs = batch[0].item
         else:
-            inputs = {
-                name: np.concatenate([p.inputs[name] for p in batch]) for name in batch[0].inputs
-            }
-        rows = sum(p.rows for p in batch)
+            inputs = {name: np.concatenate([w.item[name] for w in batch]) for name in batch[0].item}
+        rows = sum(w.rows for w in batch)
         loop = asyncio.get_running_loop()
         try:
             outputs = await loop.run_in_executor(self._executor, self.model.run, inputs)
-        except Exception as error:  # ONNX Runtime errors fail this batch's callers only
+        except Exception:
             self._record(batch, started, rows, failed=True)
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(error)
-            return
+            raise
         self._record(batch, started, rows, failed=False)
-        offset = 0
-        for p in batch:
-            part = {k: v[offset : offset + p.rows] for k, v in outputs.items()}
-            offset += p.rows
-            if not p.future.done():
-                p.future.set_result(part)
+        results, offset = [], 0
+        for w in batch:
+            results.append({k: v[offset : offset + w.rows] for k, v in outputs.items()})
+            offset += w.rows
+        return results
 
-    def _record(self, batch: list[_Pending], started: float, rows: int, failed: bool) -> None:
+    def _record(
+        self, batch: Sequence[Waiting[Tensors, Outputs]], started: float, rows: int, failed: bool
+    ) -> None:
         now = time.perf_counter()
         compute_ns = int((now - started) * 1e9)
         s = self.stats
@@ -178,10 +121,10 @@ class Scheduler:
         s.execution_count += 1
         s.batches[rows][0] += 1
         s.batches[rows][1] += compute_ns
-        for p in batch:
-            queue_ns = int((started - p.enqueued) * 1e9)
+        for w in batch:
+            queue_ns = int((started - w.enqueued) * 1e9)
             _queue_ms.record(queue_ns / 1e6, self._attributes)
-            total = int((now - p.enqueued) * 1e9)
+            total = int((now - w.enqueued) * 1e9)
             if failed:
                 s.fail += 1
                 s.fail_ns += total
@@ -190,12 +133,12 @@ class Scheduler:
                 s.success_ns += total
                 s.queue_ns += queue_ns
                 s.compute_ns += compute_ns
-                s.inference_count += p.rows
+                s.inference_count += w.rows
 
     async def close(self) -> None:
         """Answers every request already submitted, then stops (a version retiring)."""
         while self._pending:
             await asyncio.sleep(0.001)
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        if self._coalescer is not None:
+            await self._coalescer.close()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)

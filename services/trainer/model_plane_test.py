@@ -27,6 +27,7 @@ from wavepod.feature.v1 import feature_pb2
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.runtime.testing.process import service_process
 from wavepod.signature import ModelSignature
+from wavepod.signature.frames import encode_frame
 from wavepod.testing.mlflow import mlflow_server
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -228,7 +229,7 @@ def test_a_registered_version_publishes_and_serves_what_mlflow_serves(
     uri = client.get_model_version(MODEL, run.registered_model.version).tags[
         "wavepod.training_set.uri"
     ]
-    rows = signature.encode(pl.read_parquet(uri).tail(100))
+    rows = encode_frame(signature, pl.read_parquet(uri).tail(100))
     tensor = triton.InferInput(signature.input_name, list(rows.shape), "FP32")
     tensor.set_data_from_numpy(rows)
     result = triton_client.infer(MODEL, [tensor])

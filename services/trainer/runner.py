@@ -34,6 +34,7 @@ from trainer.spec import TrainingSpec
 from trainer.tracking import TAG_PREFIX, Tracking
 from wavepod.runtime.status import FieldViolation, InvalidArgument
 from wavepod.signature import MLFLOW_METADATA_KEY, NUMERIC, ModelSignature
+from wavepod.signature.frames import encode_frame, infer_signature
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,9 @@ class Trainer:
         )
 
         emit(RunEvent("baseline"))
-        signature = ModelSignature.infer(split.train, names, spec.label, feature_set)
+        signature = infer_signature(split.train, names, spec.label, feature_set)
         x_train, x_valid, x_hold = (
-            signature.encode(p) for p in (split.train, split.valid, split.holdout)
+            encode_frame(signature, p) for p in (split.train, split.valid, split.holdout)
         )
         y_train, y_valid, y_hold = (
             p.get_column(spec.label).cast(float).to_numpy()

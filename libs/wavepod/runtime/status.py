@@ -88,3 +88,11 @@ def field_violations(error: grpc.RpcError) -> list[FieldViolation]:
         if detail.Unpack(bad_request):
             found += [FieldViolation(v.field, v.description) for v in bad_request.field_violations]
     return found
+
+
+class ResourceExhausted(ServiceError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class DeadlineExceeded(ServiceError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED

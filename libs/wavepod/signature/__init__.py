@@ -1,20 +1,22 @@
 """A model's input contract: which features, in what order, of what kind and range.
 
-The trainer derives it from the training data and records it with the model (MLflow
-model metadata, and the Triton config's parameters); the gateway validates requests
-against it and encodes rows with the same `encode`, so training and serving cannot
-disagree on feature order or category codes.
+The trainer derives it from the training data (`wavepod.signature.frames`) and records
+it with the model (MLflow model metadata, and the Triton config's parameters); the
+gateway validates requests against it and encodes rows with `encode_rows`. Both encoders
+map a category to its index in `categories` and anything missing or unknown to NaN, so
+training and serving agree on feature order and codes (checked by a test).
+
+This module needs only numpy: the gateway imports it without a dataframe stack.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import polars as pl
 
 # Where the signature travels in a logged MLflow model (its MLmodel `metadata`).
 MLFLOW_METADATA_KEY = "wavepod_signature"
@@ -33,6 +35,19 @@ class FeatureSpec:
     nullable: bool = True
     # Known values (categorical), in code order: code i means categories[i].
     categories: tuple[str, ...] = ()
+    _codes: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._codes.update({c: float(i) for i, c in enumerate(self.categories)})
+
+    def code(self, value: str) -> float:
+        return self._codes.get(value, math.nan)
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,10 @@ class ModelSignature:
         return [f.name for f in self.features]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        raw = asdict(self)
+        for f in raw["features"]:
+            f.pop("_codes")
+        return json.dumps(raw, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelSignature:
@@ -58,45 +76,60 @@ class ModelSignature:
         )
         return cls(features=features, **raw)
 
-    @classmethod
-    def infer(
-        cls, frame: pl.DataFrame, names: Sequence[str], label: str, feature_set: str
-    ) -> ModelSignature:
-        """The signature of `names` as they appear in the training frame."""
-        specs = []
-        for name in names:
-            column = frame.get_column(name)
-            nullable = column.null_count() > 0
-            if column.dtype in (pl.String, pl.Categorical, pl.Enum):
-                categories = tuple(sorted(column.drop_nulls().cast(pl.String).unique().to_list()))
-                specs.append(
-                    FeatureSpec(name, CATEGORICAL, nullable=nullable, categories=categories)
-                )
-            else:
-                values = column.cast(pl.Float64).drop_nulls().drop_nans()
-                lo, hi = (values.min(), values.max()) if values.len() else (None, None)
-                specs.append(FeatureSpec(name, NUMERIC, _float(lo), _float(hi), nullable=nullable))
-        return cls(tuple(specs), label, feature_set)
+    def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """float32 [rows, features] from row mappings (checked with `violations` first)."""
+        out = np.full((len(rows), len(self.features)), np.nan, dtype=np.float32)
+        for j, spec in enumerate(self.features):
+            for i, row in enumerate(rows):
+                value = row.get(spec.name)
+                if value is None:
+                    continue
+                out[i, j] = spec.code(value) if spec.kind == CATEGORICAL else float(value)  # type: ignore[arg-type]
+        return out
 
-    def encode(self, frame: pl.DataFrame) -> np.ndarray:
-        """float32 [rows, features]: numbers as they are, categories as their codes, and
-        missing (or unknown) values as NaN, which the tree models route as missing."""
-        columns = []
-        for spec in self.features:
-            column = frame.get_column(spec.name)
-            if spec.kind == CATEGORICAL:
-                codes = pl.Series(spec.categories, dtype=pl.String)
-                column = column.cast(pl.String).replace_strict(
-                    codes, pl.Series(range(len(codes)), dtype=pl.Float32), default=None
-                )
-            columns.append(column.cast(pl.Float32).fill_null(float("nan")).to_numpy())
-        if not columns:
-            return np.zeros((frame.height, 0), dtype=np.float32)
-        return np.ascontiguousarray(np.column_stack(columns), dtype=np.float32)
-
-
-def _float(value: object) -> float | None:
-    if value is None:
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    return None if math.isnan(number) else number
+    def violations(
+        self, rows: Sequence[Mapping[str, object]], range_slack: float = 0.0, prefix: str = "rows"
+    ) -> list[Violation]:
+        """What is wrong with each row: unknown names, missing required values, wrong
+        types, unknown categories, numbers outside the training range widened by
+        `range_slack` times its width on each side."""
+        specs = {f.name: f for f in self.features}
+        found: list[Violation] = []
+        for i, row in enumerate(rows):
+            for name in row:
+                if name not in specs:
+                    found.append(
+                        Violation(f"{prefix}[{i}].{name}", "is not a feature of the model")
+                    )
+            for spec in self.features:
+                where = f"{prefix}[{i}].{spec.name}"
+                value = row.get(spec.name)
+                if value is None:
+                    if not spec.nullable:
+                        found.append(Violation(where, "is required"))
+                    continue
+                if spec.kind == CATEGORICAL:
+                    if not isinstance(value, str):
+                        found.append(
+                            Violation(where, f"must be a string, got {type(value).__name__}")
+                        )
+                    elif math.isnan(spec.code(value)):
+                        known = ", ".join(spec.categories[:10])
+                        found.append(Violation(where, f"{value!r} is not one of: {known}"))
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    found.append(Violation(where, f"must be a number, got {type(value).__name__}"))
+                    continue
+                if math.isnan(value) or math.isinf(value):
+                    found.append(Violation(where, "must be finite"))
+                elif spec.minimum is not None and spec.maximum is not None:
+                    slack = (spec.maximum - spec.minimum) * range_slack
+                    if not spec.minimum - slack <= value <= spec.maximum + slack:
+                        found.append(
+                            Violation(
+                                where,
+                                f"{value:g} is outside the training range"
+                                f" [{spec.minimum:g}, {spec.maximum:g}]",
+                            )
+                        )
+        return found

@@ -1,0 +1,112 @@
+"""Coalescing concurrent requests into batches: the one batching loop wavepod has.
+
+Requests wait until `max_rows` rows are there or the oldest has waited `max_delay`
+(Triton's dynamic-batching rule); a batch is formed only when one of `concurrency`
+execution slots is free, so a busy backend batches more, not later. Forming a batch
+costs a few awaits, not one per request. Used by the inference server (batches onto
+ONNX Runtime) and the gateway (micro-batches onto the inference service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Below the event loop's timer resolution (~1 ms) a timed wait would oversleep; one loop
+# turn takes in whatever requests have arrived meanwhile instead.
+_TIMER_RESOLUTION = 0.002
+
+
+@dataclass
+class Waiting(Generic[T, R]):
+    item: T
+    rows: int
+    enqueued: float
+    future: asyncio.Future[R]
+
+
+# Runs a batch and returns one result per waiting request, in order.
+Execute = Callable[[Sequence[Waiting[T, R]]], Awaitable[Sequence[R]]]
+
+
+class Coalescer(Generic[T, R]):
+    def __init__(
+        self, execute: Execute[T, R], max_rows: int, max_delay_s: float, concurrency: int = 1
+    ) -> None:
+        self._execute = execute
+        self.max_rows = max(max_rows, 1)
+        self._delay = max_delay_s
+        self._slots = asyncio.Semaphore(concurrency)
+        self._waiting: deque[Waiting[T, R]] = deque()
+        self._waiting_rows = 0
+        self._arrived = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T, rows: int) -> R:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._batch_loop())
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append(Waiting(item, rows, time.perf_counter(), future))
+        self._waiting_rows += rows
+        self._arrived.set()
+        return await future
+
+    async def _batch_loop(self) -> None:
+        while True:
+            await self._slots.acquire()
+            while not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            deadline = self._waiting[0].enqueued + self._delay
+            while self._waiting_rows < self.max_rows:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                if remaining < _TIMER_RESOLUTION:
+                    await asyncio.sleep(0)
+                    continue
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch: list[Waiting[T, R]] = []
+            rows = 0
+            # A request larger than max_rows still runs, alone.
+            while self._waiting and (not batch or rows + self._waiting[0].rows <= self.max_rows):
+                waiting = self._waiting.popleft()
+                batch.append(waiting)
+                rows += waiting.rows
+            self._waiting_rows -= rows
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[Waiting[T, R]]) -> None:
+        try:
+            results = await self._execute(batch)
+        except Exception as error:  # the batch's callers get the error, nobody else
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
+        else:
+            for waiting, result in zip(batch, results, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(result)
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        """Answers every request already submitted, then stops."""
+        while self._waiting or self._running:
+            await asyncio.sleep(0.001)
+        if self._loop_task is not None:
+            self._loop_task.cancel()

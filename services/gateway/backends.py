@@ -1,0 +1,138 @@
+"""The gateway's two backends: online features and inference, each behind a breaker.
+
+Concurrent requests for the same model are micro-batched into one ModelInfer call (the
+runtime's Coalescer); inference is idempotent, so one retry is allowed when the
+backend was unavailable and the deadline leaves room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+import tritonclient.grpc.aio as triton
+from tritonclient.utils import InferenceServerException
+
+from gateway.breaker import CircuitBreaker
+from gateway.catalog import ServedModel, inference_error
+from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
+from wavepod.runtime.batching import Coalescer, Waiting
+from wavepod.runtime.status import NotFound, ServiceError, Unavailable
+
+Row = dict[str, object]
+
+
+class InferenceBackend:
+    def __init__(
+        self,
+        client: triton.InferenceServerClient,
+        breaker: CircuitBreaker,
+        timeout: float,
+        headers: dict[str, str] | None,
+        batch_rows: int,
+        batch_delay_s: float,
+    ) -> None:
+        self._client = client
+        self._headers = headers
+        self._breaker = breaker
+        self._timeout = timeout
+        self._batch_rows = batch_rows
+        self._batch_delay = batch_delay_s
+        self._coalescers: dict[tuple[str, str, str], Coalescer[np.ndarray, np.ndarray]] = {}
+
+    async def predict(self, model: ServedModel, rows: np.ndarray, version: str) -> np.ndarray:
+        key = (model.name, version, model.signature.input_name)
+        coalescer = self._coalescers.get(key)
+        if coalescer is None:
+
+            async def execute(batch: Sequence[Waiting[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+                joined = (
+                    batch[0].item if len(batch) == 1 else np.concatenate([w.item for w in batch])
+                )
+                values = await self._call(model, joined, version)
+                out, offset = [], 0
+                for w in batch:
+                    out.append(values[offset : offset + w.rows])
+                    offset += w.rows
+                return out
+
+            coalescer = Coalescer(execute, self._batch_rows, self._batch_delay, concurrency=4)
+            self._coalescers[key] = coalescer
+        return await coalescer.submit(rows, rows.shape[0])
+
+    async def _call(self, model: ServedModel, rows: np.ndarray, version: str) -> np.ndarray:
+        signature = model.signature
+        tensor = triton.InferInput(signature.input_name, list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows)
+        output = triton.InferRequestedOutput(signature.output_name)
+        deadline = time.monotonic() + self._timeout
+        for attempt in (1, 2):
+            self._breaker.check()
+            try:
+                result = await self._client.infer(
+                    model.name,
+                    [tensor],
+                    model_version=version,
+                    outputs=[output],
+                    headers=self._headers,
+                    client_timeout=max(deadline - time.monotonic(), 0.001),
+                )
+            except InferenceServerException as error:
+                mapped = inference_error(error, f"infer {model.name}")
+                if not isinstance(mapped, Unavailable):
+                    raise mapped from None
+                self._breaker.failure()
+                if attempt == 2 or deadline - time.monotonic() < self._timeout / 2:
+                    raise mapped from None
+                continue
+            self._breaker.success()
+            return np.asarray(result.as_numpy(signature.output_name)).reshape(-1)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._coalescers.values()))
+
+
+class FeatureBackend:
+    def __init__(self, channel: grpc.aio.Channel, breaker: CircuitBreaker, timeout: float) -> None:
+        self._stub = feature_pb2_grpc.FeatureServiceStub(channel)
+        self._breaker = breaker
+        self._timeout = timeout
+
+    async def rows(
+        self, feature_set: str, entity_ids: Sequence[str], names: Sequence[str]
+    ) -> list[Row]:
+        """One row per entity, in order; NOT_FOUND names entities the store lacks."""
+        name, _, version = feature_set.partition(":")
+        self._breaker.check()
+        try:
+            reply = await self._stub.GetOnlineFeatures(
+                feature_pb2.GetOnlineFeaturesRequest(
+                    feature_set=feature_pb2.FeatureSetRef(name=name, version=version),
+                    entity_ids=list(entity_ids),
+                    features=list(names),
+                ),
+                timeout=self._timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                self._breaker.failure()
+                raise Unavailable(f"feature service: {error.details()}") from None
+            raise ServiceError(
+                f"feature service answered {error.code().name}: {error.details()}"
+            ) from None
+        self._breaker.success()
+        missing = [e.entity_id for e in reply.entities if e.missing]
+        if missing:
+            raise NotFound(f"no online features for entities {missing[:10]} in {feature_set}")
+        rows: list[Row] = [{} for _ in entity_ids]
+        for column in reply.columns:
+            kind = column.WhichOneof("values")
+            values = list(getattr(column, kind).values) if kind else []
+            nulls = set(column.null_positions)
+            for i, row in enumerate(rows):
+                row[column.name] = None if i in nulls or i >= len(values) else values[i]
+        return rows

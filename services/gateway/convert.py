@@ -1,0 +1,34 @@
+"""Gateway protos <-> the predictor's types."""
+
+from __future__ import annotations
+
+from gateway.predictor import PredictRequest, PredictResult
+from wavepod.common.v1 import refs_pb2
+from wavepod.gateway.v1 import gateway_pb2
+from wavepod.values import from_value
+
+
+def request_from_proto(request: gateway_pb2.PredictRequest) -> PredictRequest:
+    return PredictRequest(
+        model=request.model.name,
+        version=request.model.version,
+        entity_ids=tuple(request.entity_ids),
+        rows=tuple({k: from_value(v) for k, v in row.values.items()} for row in request.rows),
+        request_id=request.request_id,
+    )
+
+
+def response_to_proto(
+    result: PredictResult, request_id: str, trace_id: str
+) -> gateway_pb2.PredictResponse:
+    return gateway_pb2.PredictResponse(
+        predictions=[
+            gateway_pb2.Prediction(
+                prediction_id=p.prediction_id, entity_id=p.entity_id, value=p.value
+            )
+            for p in result.predictions
+        ],
+        model=refs_pb2.ModelRef(name=result.model, version=result.version),
+        trace_id=trace_id,
+        request_id=request_id,
+    )

@@ -1,0 +1,253 @@
+"""The gateway in front of real feature and inference services, all as processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import onnx
+import polars as pl
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from feature.testing import small_pharmacy, write_lake
+from inference.publish import BatchingChoice, publish_spec
+from inference.repository import ModelRepository
+from trainer.export import to_onnx
+from trainer.search import fit
+from wavepod.common.v1 import refs_pb2, values_pb2
+from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
+from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.runtime.auth import hash_token
+from wavepod.runtime.testing.process import ServiceProcess, service_process
+from wavepod.signature import ModelSignature
+from wavepod.signature.frames import encode_frame, infer_signature
+from wavepod.values import to_value
+
+LABEL = "days_to_next_fill"
+TOKENS = {
+    "alice-token": ("alice", "predict"),
+    "bob-token": ("bob", "feedback"),
+    "carol-token": ("carol", "predict"),
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    gateway: ServiceProcess
+    training: pl.DataFrame
+    signature: ModelSignature
+    expected: np.ndarray  # the native model's predictions for `training`
+    log_dir: Path
+
+
+def _train_and_publish(
+    training: pl.DataFrame, names: list[str], repo: ModelRepository
+) -> tuple[ModelSignature, np.ndarray]:
+    signature = infer_signature(training, names, LABEL, "refill:1")
+    x = encode_frame(signature, training)
+    model = fit(
+        {"n_estimators": 60, "objective": "regression_l1"}, x, training[LABEL].to_numpy(), seed=1
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(
+            to_onnx(model, len(names), signature.input_name, signature.output_name), str(path)
+        )
+        repo.publish("refill", 1, path, publish_spec(signature, BatchingChoice()))
+    return signature, np.asarray(model.predict(x))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("gateway")
+    write_lake(state / "lake", small_pharmacy(patients=300))
+    tokens = state / "tokens"
+    tokens.write_text("".join(f"{hash_token(t)} {n} {r}\n" for t, (n, r) in TOKENS.items()))
+    feature_env = {
+        "WAVEPOD_FEATURE_LAKE": str(state / "lake"),
+        "WAVEPOD_FEATURE_STORE_ROOT": str(state / "features"),
+    }
+    with service_process("feature.server", "feature", feature_env) as feature:
+        with grpc.insecure_channel(feature.address) as channel:
+            stub = feature_pb2_grpc.FeatureServiceStub(channel)
+            ref = feature_pb2.FeatureSetRef(name="refill", version="1")
+            built = stub.BuildTrainingSet(
+                feature_pb2.BuildTrainingSetRequest(feature_set=ref), timeout=120
+            )
+            names = [
+                f.name
+                for f in stub.ListFeatureSets(feature_pb2.ListFeatureSetsRequest())
+                .feature_sets[0]
+                .features
+            ]
+        training = pl.read_parquet(built.training_set.uri).filter(pl.col(LABEL).is_not_null())
+        repo = ModelRepository(state / "models")
+        signature, expected = _train_and_publish(training, names, repo)
+        inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repo.root)}
+        with service_process("inference.server", "inference", inference_env) as inference:
+            gateway_env = {
+                "WAVEPOD_GATEWAY_INFERENCE": inference.address,
+                "WAVEPOD_GATEWAY_FEATURE_SERVICE": feature.address,
+                "WAVEPOD_GATEWAY_AUTH_TOKENS_FILE": str(tokens),
+                "WAVEPOD_GATEWAY_PREDICTION_LOG_DIR": str(state / "prediction-log"),
+                "WAVEPOD_GATEWAY_RATE_LIMIT_PER_SECOND": "50",
+            }
+            with service_process("gateway.server", "gateway", gateway_env) as gateway:
+                yield Stack(gateway, training, signature, expected, state / "prediction-log")
+
+
+def _stub(stack: Stack) -> gateway_pb2_grpc.GatewayServiceStub:
+    return gateway_pb2_grpc.GatewayServiceStub(grpc.insecure_channel(stack.gateway.address))
+
+
+def _auth(token: str = "alice-token") -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _rows(frame: pl.DataFrame, names: list[str]) -> list[values_pb2.Row]:
+    return [
+        values_pb2.Row(values={k: to_value(v) for k, v in row.items() if v is not None})
+        for row in frame.select(names).to_dicts()
+    ]
+
+
+def _violations(error: grpc.RpcError) -> dict[str, str]:
+    status = rpc_status.from_call(error)
+    assert status is not None
+    request = error_details_pb2.BadRequest()
+    status.details[0].Unpack(request)
+    return {v.field: v.description for v in request.field_violations}
+
+
+def test_inline_rows_get_the_models_predictions(stack: Stack) -> None:
+    sample = stack.training.head(50)
+    reply = _stub(stack).Predict(
+        gateway_pb2.PredictRequest(rows=_rows(sample, stack.signature.names), request_id="r1"),
+        metadata=_auth(),
+        timeout=10,
+    )
+    values = np.array([p.value for p in reply.predictions])
+    np.testing.assert_allclose(values, stack.expected[:50], rtol=1e-5, atol=1e-3)
+    assert (reply.model.name, reply.model.version, reply.request_id) == ("refill", "1", "r1")
+    assert len(reply.trace_id) == 32 and len({p.prediction_id for p in reply.predictions}) == 50
+
+
+def test_entity_ids_are_predicted_from_the_online_store(stack: Stack) -> None:
+    entities = stack.training["rx_id"].unique().sort().head(20).to_list()
+    reply = _stub(stack).Predict(
+        gateway_pb2.PredictRequest(entity_ids=entities), metadata=_auth(), timeout=10
+    )
+    assert [p.entity_id for p in reply.predictions] == entities
+    assert all(0 < p.value < 400 for p in reply.predictions)
+    with pytest.raises(grpc.RpcError) as missing:
+        _stub(stack).Predict(
+            gateway_pb2.PredictRequest(entity_ids=["RX-nope"]), metadata=_auth(), timeout=10
+        )
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND and "RX-nope" in (
+        missing.value.details() or ""
+    )
+
+
+def test_bad_requests_get_field_level_errors(stack: Stack) -> None:
+    stub = _stub(stack)
+    good = _rows(stack.training.head(1), stack.signature.names)[0]
+    bad = values_pb2.Row()
+    bad.CopyFrom(good)
+    bad.values["days_supply"].CopyFrom(to_value(10_000))
+    bad.values["channel"].CopyFrom(to_value("drone"))
+    bad.values["colour"].CopyFrom(to_value("red"))
+    with pytest.raises(grpc.RpcError) as invalid:
+        stub.Predict(gateway_pb2.PredictRequest(rows=[good, bad]), metadata=_auth(), timeout=10)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = _violations(invalid.value)
+    assert set(fields) == {"rows[1].days_supply", "rows[1].channel", "rows[1].colour"}
+    assert "training range" in fields["rows[1].days_supply"]
+
+    with pytest.raises(grpc.RpcError) as both:
+        stub.Predict(
+            gateway_pb2.PredictRequest(rows=[good], entity_ids=["RX1"]),
+            metadata=_auth(),
+            timeout=10,
+        )
+    assert both.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.Predict(
+            gateway_pb2.PredictRequest(model=refs_pb2.ModelRef(name="nope"), rows=[good]),
+            metadata=_auth(),
+            timeout=10,
+        )
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_callers_need_a_known_token_with_the_predict_role(stack: Stack) -> None:
+    stub = _stub(stack)
+    request = gateway_pb2.PredictRequest(entity_ids=["RX1"])
+    for metadata, code in (
+        ((), grpc.StatusCode.UNAUTHENTICATED),
+        (_auth("revoked-or-made-up"), grpc.StatusCode.UNAUTHENTICATED),
+        (_auth("bob-token"), grpc.StatusCode.PERMISSION_DENIED),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(request, metadata=metadata, timeout=10)
+        assert refused.value.code() == code
+
+
+def test_a_caller_over_its_rate_limit_is_told_to_back_off(stack: Stack) -> None:
+    stub = _stub(stack)
+    request = gateway_pb2.PredictRequest(rows=_rows(stack.training.head(1), stack.signature.names))
+    codes = []
+    for _ in range(120):
+        try:
+            stub.Predict(request, metadata=_auth("carol-token"), timeout=10)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes and codes[0] == grpc.StatusCode.OK
+    # Another caller is not limited by carol's burst.
+    stub.Predict(request, metadata=_auth(), timeout=10)
+
+
+def test_predict_stream_answers_in_order(stack: Stack) -> None:
+    rows = _rows(stack.training.head(3), stack.signature.names)
+    requests = [
+        gateway_pb2.PredictRequest(rows=[row], request_id=f"s{i}") for i, row in enumerate(rows)
+    ]
+    replies = list(_stub(stack).PredictStream(iter(requests), metadata=_auth(), timeout=10))
+    assert [r.request_id for r in replies] == ["s0", "s1", "s2"]
+    np.testing.assert_allclose(
+        [r.predictions[0].value for r in replies], stack.expected[:3], atol=1e-3
+    )
+
+
+def test_zz_sigterm_flushes_a_record_for_every_answered_prediction(stack: Stack) -> None:
+    """Runs last (module order): it stops the gateway."""
+    answered = 0
+    stub = _stub(stack)
+    rows = _rows(stack.training.head(5), stack.signature.names)
+    request = gateway_pb2.PredictRequest(rows=rows, request_id="burst")
+    futures = [stub.Predict.future(request, metadata=_auth(), timeout=20) for _ in range(40)]
+    time.sleep(0.05)
+    assert stack.gateway.terminate(timeout=30) == 0
+    for future in futures:
+        with contextlib.suppress(grpc.RpcError):  # refused once the drain began
+            answered += len(future.result().predictions)
+    logged = [
+        json.loads(line)
+        for path in stack.log_dir.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert not list(stack.log_dir.rglob("*.tmp"))
+    ids = {r["prediction_id"] for r in logged}
+    assert len(ids) == len(logged)  # nothing twice
+    burst = [r for r in logged if r["request_id"] == "burst"]
+    assert answered > 0 and len(burst) == answered
+    assert {"model", "version", "inputs", "prediction", "latency_ms", "trace_id"} <= set(logged[-1])

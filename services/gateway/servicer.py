@@ -1,0 +1,65 @@
+"""The gRPC face of the gateway: callers, rate limits and traces around the predictor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from opentelemetry import trace
+
+from gateway import convert
+from gateway.limits import RateLimiter
+from gateway.predictor import Predictor
+from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.runtime import unbuilt
+from wavepod.runtime.auth import current_principal
+from wavepod.runtime.status import ServiceError, Unavailable
+
+NOT_BUILT = "feedback forwarding to ingest arrives with the rest of the gateway milestone (#6)"
+
+_Base = unbuilt(
+    gateway_pb2_grpc.GatewayServiceServicer,
+    gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
+    NOT_BUILT,
+)
+
+
+def _trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.trace_id else ""
+
+
+class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+        # Set once the backends are connected (inside the server's event loop).
+        self.predictor: Predictor | None = None
+
+    async def _predict(self, request: gateway_pb2.PredictRequest) -> gateway_pb2.PredictResponse:
+        principal = current_principal.get()
+        caller = principal.name if principal else "anonymous"
+        self._limiter.take(caller)
+        if self.predictor is None:
+            raise Unavailable("the gateway is starting")
+        trace_id = _trace_id()
+        result = await self.predictor.predict(convert.request_from_proto(request), caller, trace_id)
+        return convert.response_to_proto(result, request.request_id, trace_id)
+
+    async def Predict(
+        self, request: gateway_pb2.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.PredictResponse:
+        return await self._predict(request)
+
+    async def PredictStream(
+        self,
+        requests: AsyncIterator[gateway_pb2.PredictRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[gateway_pb2.PredictResponse]:
+        # In order, one answer per request; a bad request ends the stream with its status
+        # (gRPC streams carry one final status), after every earlier answer was sent.
+        async for request in requests:
+            try:
+                yield await self._predict(request)
+            except ServiceError as error:
+                status = error.to_status()
+                await context.abort(status.code, status.details, status.trailing_metadata)

@@ -1,0 +1,41 @@
+"""Gateway settings: WAVEPOD_GATEWAY_* (plus the common ones in wavepod.runtime.settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from wavepod.runtime import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    inference: str = Field(
+        "127.0.0.1:8001", description="KServe v2 endpoint: wavepod inference or a Triton."
+    )
+    feature_service: str = Field("127.0.0.1:50052", description="Online features (host:port).")
+    default_model: str = Field("refill", description="Model of requests that name none.")
+    model_refresh_seconds: float = Field(
+        2.0, gt=0, description="How long a model's signature and version are cached."
+    )
+    range_slack: float = Field(
+        0.5,
+        ge=0,
+        description="Inline values may exceed the training range by this share of its width.",
+    )
+    max_rows: int = Field(1000, ge=1, description="Rows or entities per request.")
+    micro_batch_rows: int = Field(64, ge=1, description="Rows per coalesced inference call.")
+    micro_batch_delay_us: int = Field(
+        300, ge=0, description="How long a request may wait for others to share its call."
+    )
+    inference_timeout_seconds: float = Field(2.0, gt=0, description="Per inference call.")
+    breaker_failures: int = Field(5, ge=1, description="Consecutive failures that open it.")
+    breaker_open_seconds: float = Field(2.0, gt=0, description="Fail fast this long, then probe.")
+    rate_limit_per_second: float = Field(
+        0.0, ge=0, description="Requests per second per caller (token bucket); 0: unlimited."
+    )
+    prediction_log_dir: Path = Field(
+        Path(".wavepod/prediction-log"), description="Where prediction records are appended."
+    )
+    prediction_log_flush_rows: int = Field(1000, ge=1)
+    prediction_log_flush_seconds: float = Field(1.0, gt=0)
