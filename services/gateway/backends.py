@@ -59,7 +59,8 @@ class InferenceBackend:
                     offset += w.rows
                 return out
 
-            coalescer = Coalescer(execute, self._batch_rows, self._batch_delay, concurrency=4)
+            # Two calls in flight: one answering while the next batch gathers.
+            coalescer = Coalescer(execute, self._batch_rows, self._batch_delay, concurrency=2)
             self._coalescers[key] = coalescer
         return await coalescer.submit(rows, rows.shape[0])
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,27 +11,22 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-import onnx
 import polars as pl
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from feature.testing import small_pharmacy, write_lake
-from inference.publish import BatchingChoice, publish_spec
+from gateway.testing import LABEL, publish_model, train_refill_model
 from inference.repository import ModelRepository
-from trainer.export import to_onnx
-from trainer.search import fit
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import ServiceProcess, service_process
 from wavepod.signature import ModelSignature
-from wavepod.signature.frames import encode_frame, infer_signature
 from wavepod.values import to_value
 
-LABEL = "days_to_next_fill"
 TOKENS = {
     "alice-token": ("alice", "predict"),
     "bob-token": ("bob", "feedback"),
@@ -47,23 +41,6 @@ class Stack:
     signature: ModelSignature
     expected: np.ndarray  # the native model's predictions for `training`
     log_dir: Path
-
-
-def _train_and_publish(
-    training: pl.DataFrame, names: list[str], repo: ModelRepository
-) -> tuple[ModelSignature, np.ndarray]:
-    signature = infer_signature(training, names, LABEL, "refill:1")
-    x = encode_frame(signature, training)
-    model = fit(
-        {"n_estimators": 60, "objective": "regression_l1"}, x, training[LABEL].to_numpy(), seed=1
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        onnx.save(
-            to_onnx(model, len(names), signature.input_name, signature.output_name), str(path)
-        )
-        repo.publish("refill", 1, path, publish_spec(signature, BatchingChoice()))
-    return signature, np.asarray(model.predict(x))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +68,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ]
         training = pl.read_parquet(built.training_set.uri).filter(pl.col(LABEL).is_not_null())
         repo = ModelRepository(state / "models")
-        signature, expected = _train_and_publish(training, names, repo)
+        model = train_refill_model(training, names)
+        publish_model(repo, "refill", 1, model)
         inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repo.root)}
         with service_process("inference.server", "inference", inference_env) as inference:
             gateway_env = {
@@ -102,7 +80,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "WAVEPOD_GATEWAY_RATE_LIMIT_PER_SECOND": "50",
             }
             with service_process("gateway.server", "gateway", gateway_env) as gateway:
-                yield Stack(gateway, training, signature, expected, state / "prediction-log")
+                yield Stack(
+                    gateway, training, model.signature, model.expected, state / "prediction-log"
+                )
 
 
 def _stub(stack: Stack) -> gateway_pb2_grpc.GatewayServiceStub:

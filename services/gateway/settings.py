@@ -26,7 +26,10 @@ class GatewaySettings(ServiceSettings):
     max_rows: int = Field(1000, ge=1, description="Rows or entities per request.")
     micro_batch_rows: int = Field(64, ge=1, description="Rows per coalesced inference call.")
     micro_batch_delay_us: int = Field(
-        300, ge=0, description="How long a request may wait for others to share its call."
+        0,
+        ge=0,
+        description="How long a request may wait for others to share its call; 0: requests"
+        " that arrive while a call is in flight share the next one (no added latency).",
     )
     inference_timeout_seconds: float = Field(2.0, gt=0, description="Per inference call.")
     breaker_failures: int = Field(5, ge=1, description="Consecutive failures that open it.")

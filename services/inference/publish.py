@@ -39,7 +39,7 @@ class Published:
 @dataclass(frozen=True)
 class BatchingChoice:
     max_batch_size: int = 256
-    max_queue_delay_microseconds: int = 500
+    max_queue_delay_microseconds: int = 0
     instance_count: int = 1
 
 

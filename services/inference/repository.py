@@ -54,7 +54,9 @@ class PublishSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     max_batch_size: int = 256
-    max_queue_delay_microseconds: int = 500
+    # Triton's default: batch whatever is queued when an instance frees up; raise it to
+    # trade latency at low load for bigger batches. Negative: no dynamic batching.
+    max_queue_delay_microseconds: int = 0
     instance_count: int = 1
     signature_json: str = ""
 
@@ -87,6 +89,7 @@ def build_config(name: str, spec: PublishSpec, checksums: dict[int, str]) -> mc.
         version_policy=mc.ModelVersionPolicy(latest=mc.ModelVersionPolicy.Latest(num_versions=1)),
     )
     if spec.max_queue_delay_microseconds >= 0 and spec.max_batch_size > 0:
+        config.dynamic_batching.SetInParent()  # present even with a zero delay
         config.dynamic_batching.max_queue_delay_microseconds = spec.max_queue_delay_microseconds
     for version, digest in sorted(checksums.items()):
         config.parameters[f"{SHA256_PREFIX}{version}"].string_value = digest

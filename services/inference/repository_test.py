@@ -27,7 +27,8 @@ def test_published_layout_is_tritons_and_the_config_parses_as_model_config(tmp_p
         ("features", mc.TYPE_FP32, [FEATURES])
     ]
     assert [(o.name, list(o.dims)) for o in config.output] == [("prediction", [1])]
-    assert config.dynamic_batching.max_queue_delay_microseconds == 500
+    assert config.HasField("dynamic_batching")
+    assert config.dynamic_batching.max_queue_delay_microseconds == 0  # Triton's default
     assert [(g.count, g.kind) for g in config.instance_group] == [
         (2, mc.ModelInstanceGroup.KIND_CPU)
     ]

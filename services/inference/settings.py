@@ -24,4 +24,6 @@ class InferenceSettings(ServiceSettings):
         "http://127.0.0.1:5000", description="Where PublishModel finds registered versions."
     )
     publish_max_batch_size: int = Field(256, ge=1, description="Default for PublishModel.")
-    publish_max_queue_delay_us: int = Field(500, ge=0, description="Default for PublishModel.")
+    publish_max_queue_delay_us: int = Field(
+        0, ge=0, description="Default for PublishModel (Triton's: batch what is queued)."
+    )

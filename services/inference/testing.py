@@ -35,9 +35,7 @@ def tree_model(seed: int = 0, trees: int = 60) -> TreeModel:
     return TreeModel(to_onnx(model, FEATURES, INPUT, OUTPUT), sample, expected)
 
 
-def spec(
-    max_batch_size: int = 64, max_queue_delay_us: int = 500, instances: int = 1
-) -> PublishSpec:
+def spec(max_batch_size: int = 64, max_queue_delay_us: int = 0, instances: int = 1) -> PublishSpec:
     return PublishSpec(
         inputs=(TensorSpec(INPUT, "FP32", (FEATURES,)),),
         outputs=(TensorSpec(OUTPUT, "FP32", (1,)),),

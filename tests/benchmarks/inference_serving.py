@@ -26,25 +26,28 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-import mlflow
-import mlflow.onnx
 import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc as triton
 import tritonclient.grpc.aio as triton_aio
-from benchmarks.harness import Comparison, Latency, Measurement, Report, percentile
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
+from benchmarks.harness import Comparison, Measurement, Report, percentile
+from benchmarks.serving import (
+    Call,
+    closed_loop,
+    mlflow_call,
+    mlflow_serve,
+    record,
+    register_onnx,
+    wait_http,
+)
 
 from inference.repository import ModelRepository
-from inference.testing import FEATURES, INPUT, OUTPUT, TreeModel, publish, spec, tree_model
+from inference.testing import FEATURES, INPUT, OUTPUT, publish, spec, tree_model
 from wavepod.runtime.testing.process import free_port, service_process
 from wavepod.testing.mlflow import mlflow_server
 
@@ -63,48 +66,6 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-Call = Callable[[int], Awaitable[object]]
-
-
-async def closed_loop(call: Call, concurrency: int, seconds: float) -> tuple[list[float], int]:
-    """`concurrency` workers calling back to back for `seconds`: latencies and errors."""
-    latencies: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(i: int) -> None:
-        nonlocal errors
-        n = i
-        while time.perf_counter() < stop:
-            started = time.perf_counter()
-            try:
-                await call(n)
-            except Exception:
-                errors += 1
-                continue
-            latencies.append(time.perf_counter() - started)
-            n += concurrency
-
-    for n in range(min(concurrency, 8)):  # warm connections
-        await call(n)
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return latencies, errors
-
-
-def record(report: Report, name: str, seconds: float, latencies: list[float]) -> Measurement:
-    report.latencies.append(
-        Latency(
-            name,
-            len(latencies),
-            percentile(latencies, 0.5) * 1e3,
-            percentile(latencies, 0.99) * 1e3,
-        )
-    )
-    measurement = Measurement(name, len(latencies), seconds)
-    report.measurements.append(measurement)
-    return measurement
-
-
 def triton_call(client: triton_aio.InferenceServerClient, model: str, rows: np.ndarray) -> Call:
     async def call(n: int) -> object:
         tensor = triton_aio.InferInput(INPUT, [1, FEATURES], "FP32")
@@ -112,63 +73,6 @@ def triton_call(client: triton_aio.InferenceServerClient, model: str, rows: np.n
         return await client.infer(model, [tensor])
 
     return call
-
-
-def mlflow_call(client: httpx.AsyncClient, url: str, rows: np.ndarray) -> Call:
-    bodies = [{"inputs": {INPUT: [row.tolist()]}} for row in rows]
-
-    async def call(n: int) -> object:
-        reply = await client.post(url, json=bodies[n % len(bodies)])
-        reply.raise_for_status()
-        return reply
-
-    return call
-
-
-def register(tracking: str, model: TreeModel) -> str:
-    mlflow.set_tracking_uri(tracking)
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, FEATURES), INPUT)]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1), OUTPUT)]),
-    )
-    with mlflow.start_run():
-        info = mlflow.onnx.log_model(
-            model.proto, name="model", signature=signature, registered_model_name="bench-tree"
-        )
-    return f"models:/bench-tree/{info.registered_model_version}"
-
-
-def mlflow_serve(model_uri: str, tracking: str, port: int, state: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    # `mlflow models serve` runs `uvicorn` by name; inside a PEX there is no such script
-    # on PATH, so give it one that runs this interpreter's uvicorn module.
-    shim = state / "bin"
-    shim.mkdir(parents=True, exist_ok=True)
-    (shim / "uvicorn").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m uvicorn "$@"\n')
-    (shim / "uvicorn").chmod(0o755)
-    env["PATH"] = f"{shim}{os.pathsep}{env.get('PATH', '')}"
-    log = state / "mlflow-serve.log"
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
-    command += ["--env-manager", "local", "-w", "1", "-h", "127.0.0.1", "-p", str(port)]
-    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-async def wait_http(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120
-) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"mlflow models serve exited:\n{log.read_text()[-3000:]}")
-            try:
-                if (await client.get(url, timeout=2)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"mlflow models serve did not come up:\n{log.read_text()[-3000:]}")
 
 
 async def swap(address: str, repository: ModelRepository, rows: np.ndarray) -> tuple[float, int]:
@@ -271,7 +175,7 @@ async def main(args: argparse.Namespace) -> int:
         assert proc.terminate(timeout=30) == 0
 
     with mlflow_server(state / "mlflow") as tracking:
-        uri = register(tracking, model)
+        uri = register_onnx(tracking, model.proto, FEATURES, INPUT, OUTPUT, "bench-tree")
         port = free_port()
         log = state / "mlflow-serve.log"
         serving = mlflow_serve(uri, tracking, port, state)
@@ -281,7 +185,7 @@ async def main(args: argparse.Namespace) -> int:
             async with httpx.AsyncClient(limits=limits, timeout=30) as client:
                 for concurrency in CONCURRENCY:
                     latencies, errors = await closed_loop(
-                        mlflow_call(client, f"http://127.0.0.1:{port}/invocations", rows),
+                        mlflow_call(client, f"http://127.0.0.1:{port}/invocations", INPUT, rows),
                         concurrency,
                         seconds,
                     )
