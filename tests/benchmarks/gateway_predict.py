@@ -101,12 +101,12 @@ async def main() -> int:
         service_process("feature.server", "feature", feature_env) as feature,
     ):
         with grpc.insecure_channel(feature.address) as channel:
-            stub = feature_pb2_grpc.FeatureServiceStub(channel)
+            features = feature_pb2_grpc.FeatureServiceStub(channel)
             ref = feature_pb2.FeatureSetRef(name="refill", version="1")
-            built = stub.BuildTrainingSet(
+            built = features.BuildTrainingSet(
                 feature_pb2.BuildTrainingSetRequest(feature_set=ref), timeout=600
             )
-            listed = stub.ListFeatureSets(feature_pb2.ListFeatureSetsRequest(), timeout=30)
+            listed = features.ListFeatureSets(feature_pb2.ListFeatureSetsRequest(), timeout=30)
         names = [f.name for f in listed.feature_sets[0].features]
         training = pl.read_parquet(built.training_set.uri)
         model = train_refill_model(training, names)
