@@ -16,7 +16,7 @@ import polars as pl
 from feature.compute import LABEL_TIME, labels
 from feature.definition import FeatureRegistry, FeatureSet
 from feature.lake import Lake, history_cutoff, scan
-from feature.materialize import MaterializeResult, OfflineStore, materialize
+from feature.materialize import MaterializeResult, OfflineStore, materialize, write_online
 from feature.online.store import OnlineStore, OnlineValue
 from feature.stats import FeatureStats, feature_stats
 from feature.training import TrainingSet, build_training_set
@@ -43,6 +43,8 @@ class FeatureEngine:
         self.history_until = history_until
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # Feature sets whose latest values this process has put in a non-persistent store.
+        self._online_loaded: set[str] = set()
 
     def _lock(self, feature_set: FeatureSet) -> threading.Lock:
         with self._guard:
@@ -66,6 +68,7 @@ class FeatureEngine:
         progress: Progress = no_progress,
     ) -> MaterializeResult:
         with self._lock(feature_set):
+            self._reload_online(feature_set)
             return materialize(
                 feature_set,
                 self.lake,
@@ -76,6 +79,18 @@ class FeatureEngine:
                 history_until=self.history_until,
                 progress=progress,
             )
+
+    def _reload_online(self, feature_set: FeatureSet) -> None:
+        """An embedded online store starts empty in every process, while the offline
+        store survives restarts (and an up-to-date one is not recomputed): refill the
+        online store from it once. Call with the feature set's lock held."""
+        if self.online.persistent or feature_set.ref in self._online_loaded:
+            return
+        offline = self.offline(feature_set)
+        if offline.manifest().partitions:
+            # Month files in order, each in event-time order: newest last, as write_online needs.
+            write_online(feature_set, offline.scan().collect(), self.online)
+        self._online_loaded.add(feature_set.ref)
 
     def online_features(
         self,
@@ -91,6 +106,9 @@ class FeatureEngine:
             )
         if any(not e for e in entity_ids):
             raise InvalidArgument([FieldViolation("entity_ids", "an entity id is empty")])
+        if not self.online.persistent and feature_set.ref not in self._online_loaded:
+            with self._lock(feature_set):
+                self._reload_online(feature_set)
         found = self.online.read(
             feature_set.ref, entity_ids, now or datetime.now(UTC), self.online_max_age
         )

@@ -308,3 +308,20 @@ def test_registry_lists_the_refill_set() -> None:
     registry: FeatureRegistry = builtin_registry()
     assert [s.ref for s in registry.all()] == ["refill:1"]
     assert REFILL_V1.label is not None and REFILL_V1.label.horizon_days == 180
+
+
+def test_a_restarted_process_refills_the_embedded_online_store(
+    tmp_path: Path, pharmacy: PharmacyData
+) -> None:
+    first = engine_for(tmp_path, pharmacy, online=MemoryStore())
+    first.materialize(REFILL_V1)
+    ids = _latest(first).head(20)["rx_id"].to_list()
+    before = first.online_features(REFILL_V1, ids)
+    # A new process: same lake and offline store (up to date), an empty embedded store.
+    second = engine_for(tmp_path, pharmacy, online=MemoryStore())
+    assert second.materialize(REFILL_V1).partitions_written == 0
+    after = second.online_features(REFILL_V1, ids)
+    assert not any(v.missing for v in after)
+    for got, expected in zip(after, before, strict=True):
+        assert got.values == pytest.approx(expected.values, nan_ok=True)
+        assert got.event_time == expected.event_time

@@ -44,6 +44,17 @@ class InferenceBackend:
         self._coalescers: dict[tuple[str, str, str], Coalescer[np.ndarray, np.ndarray]] = {}
 
     async def predict(self, model: ServedModel, rows: np.ndarray, version: str) -> np.ndarray:
+        """Predictions for `rows`, in calls of at most the model's max_batch_size rows."""
+        size = min(self._batch_rows, model.max_batch_size)
+        if rows.shape[0] <= size:
+            return await self._submit(model, rows, version, size)
+        chunks = [rows[i : i + size] for i in range(0, rows.shape[0], size)]
+        parts = await asyncio.gather(*(self._submit(model, c, version, size) for c in chunks))
+        return np.concatenate(parts)
+
+    async def _submit(
+        self, model: ServedModel, rows: np.ndarray, version: str, size: int
+    ) -> np.ndarray:
         key = (model.name, version, model.signature.input_name)
         coalescer = self._coalescers.get(key)
         if coalescer is None:
@@ -60,7 +71,7 @@ class InferenceBackend:
                 return out
 
             # Two calls in flight: one answering while the next batch gathers.
-            coalescer = Coalescer(execute, self._batch_rows, self._batch_delay, concurrency=2)
+            coalescer = Coalescer(execute, size, self._batch_delay, concurrency=2)
             self._coalescers[key] = coalescer
         return await coalescer.submit(rows, rows.shape[0])
 

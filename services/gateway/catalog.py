@@ -21,6 +21,7 @@ class ServedModel:
     name: str
     version: str
     signature: ModelSignature
+    max_batch_size: int  # rows per inference call the model accepts
 
 
 def inference_error(error: InferenceServerException, what: str) -> Exception:
@@ -63,7 +64,10 @@ class ModelCatalog:
                 f"model {name!r} carries no {SIGNATURE_PARAMETER} in its config"
             )
         served = ServedModel(
-            name, metadata.versions[-1], ModelSignature.from_json(parameter.string_value)
+            name,
+            metadata.versions[-1],
+            ModelSignature.from_json(parameter.string_value),
+            config.max_batch_size or 1,
         )
         self._cache[name] = (time.monotonic(), served)
         return served

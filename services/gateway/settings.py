@@ -19,7 +19,7 @@ class GatewaySettings(ServiceSettings):
         2.0, gt=0, description="How long a model's signature and version are cached."
     )
     range_slack: float = Field(
-        0.5,
+        1.0,
         ge=0,
         description="Inline values may exceed the training range by this share of its width.",
     )

@@ -163,7 +163,9 @@ class Trainer:
         )
 
         emit(RunEvent("baseline"))
-        signature = infer_signature(split.train, names, spec.label, feature_set)
+        # Ranges and categories over every labelled row: the most recent rows come closest
+        # to what will be served.
+        signature = infer_signature(frame, names, spec.label, feature_set)
         x_train, x_valid, x_hold = (
             encode_frame(signature, p) for p in (split.train, split.valid, split.holdout)
         )

@@ -12,6 +12,8 @@ from feature.online.store import OnlineRow, OnlineValue, classify, utc
 
 class MemoryStore:
     blocking = False
+    # Lives in the process: the engine refills it from the offline store after a restart.
+    persistent = False
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         # (table, entity) -> (values, event time, expiry on the monotonic clock)

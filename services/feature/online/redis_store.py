@@ -36,6 +36,7 @@ def _json_default(value: object) -> str:
 
 class RedisStore:
     blocking = True
+    persistent = True
 
     def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
         self._client = redis.Redis.from_url(

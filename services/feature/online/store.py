@@ -34,6 +34,9 @@ class OnlineStore(Protocol):
     # Whether reads wait on I/O (a network store): servers then read off the event loop.
     blocking: bool
 
+    # False when the store's content dies with the process (the embedded store).
+    persistent: bool
+
     def write(self, table: str, rows: Sequence[OnlineRow], ttl: timedelta) -> int:
         """Upserts rows (newest event wins); returns how many replaced or added entries."""
 

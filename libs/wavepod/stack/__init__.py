@@ -1,0 +1,1 @@
+"""The whole wavepod flywheel as local processes: `./pants run deploy/local:up`."""

@@ -1,0 +1,282 @@
+"""Start the stack and run the refill flywheel once:
+
+    simulator -> three customer sources -> ingest -> feature -> trainer (MLflow)
+    -> register -> publish -> inference -> gateway -> predictions
+
+    ./pants run deploy/local:up                 # keeps serving until Ctrl-C
+    ./pants run deploy/local:up -- --once       # exits 0 after the summary
+
+Everything lives under one state directory (`--state`, default .wavepod/stack): the
+simulated customer data, the lake, features, MLflow's database and artifacts, the model
+repository, prediction logs, secrets. A second start reuses it: the simulator's data is
+kept, ingest lands nothing twice, the trainer registers a new version.
+Services start in dependency order, each only once healthy (gRPC health SERVING).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import threading
+from contextlib import ExitStack
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import numpy as np
+import polars as pl
+import typer
+from mlflow import MlflowClient
+from rich.console import Console
+from rich.table import Table
+
+from trainer.cli import watch_run
+from wavepod.common.v1 import refs_pb2, values_pb2
+from wavepod.feature.v1 import feature_pb2
+from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.runtime.testing.process import ServiceProcess, service_process
+from wavepod.runtime.testing.streams import drain_progress
+from wavepod.signature import ModelSignature
+from wavepod.simulator.config import SimulationConfig
+from wavepod.simulator.generate import simulate
+from wavepod.simulator.publish import publish_all
+from wavepod.simulator.rest_api import serve_fills
+from wavepod.simulator.schemas import REFILL_SCHEMAS
+from wavepod.testing.mlflow import mlflow_server
+from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from wavepod.values import to_value
+
+MODEL = "refill"
+LABEL = "days_to_next_fill"
+BASELINE = "days_supply"
+DEFAULT_STATE = Path(".wavepod/stack")
+console = Console()
+
+
+def _secret(path: Path) -> str:
+    """A random secret kept in the state directory (mode 600), made on first start."""
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _customer_data(state: Path, patients: int, seed: int) -> Path:
+    customer = state / "customer"
+    if not (customer / "fills.csv").exists():
+        with console.status(f"simulating a pharmacy of {patients:,} patients"):
+            data = simulate(
+                SimulationConfig(
+                    patients=patients, seed=seed, start=date(2023, 1, 1), end=date(2024, 7, 1)
+                )
+            )
+            publish_all(data, customer)
+    return customer
+
+
+def _ingest(address: str, customer: Path, fills_api: str) -> dict[str, int]:
+    landed = {}
+    with grpc.insecure_channel(address) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        for schema in REFILL_SCHEMAS:
+            stub.RegisterSchema(ingest_pb2.RegisterSchemaRequest(schema=schema), timeout=30)
+        sources = [
+            ingest_pb2.SourceSpec(
+                dataset="patients",
+                kind=ingest_pb2.SOURCE_KIND_SQL,
+                location=str(customer / "patients.db"),
+                query="SELECT * FROM patients",
+            ),
+            ingest_pb2.SourceSpec(
+                dataset="prescriptions",
+                kind=ingest_pb2.SOURCE_KIND_FILES,
+                location=str(customer / "prescriptions" / "prescriptions_*.csv"),
+            ),
+            ingest_pb2.SourceSpec(
+                dataset="fills",
+                kind=ingest_pb2.SOURCE_KIND_REST,
+                location=fills_api,
+                secret_ref="env:WAVEPOD_STACK_FILLS_API_TOKEN",
+            ),
+        ]
+        for spec in sources:  # in order: references need their targets
+            source_id = stub.RegisterSource(
+                ingest_pb2.RegisterSourceRequest(source=spec), timeout=30
+            ).source_id
+            with console.status(f"ingesting {spec.dataset}"):
+                events = stub.RunIngest(
+                    ingest_pb2.RunIngestRequest(source_id=source_id), timeout=900
+                )
+                _, report = drain_progress(events, "report")
+            landed[spec.dataset] = report.rows_landed
+    return landed
+
+
+def _train(address: str, trials: int, seed: int) -> trainer_pb2.Run:
+    with grpc.insecure_channel(address) as channel:
+        stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+        spec = trainer_pb2.RunSpec(
+            model_name=MODEL,
+            feature_set=feature_pb2.FeatureSetRef(name="refill", version="1"),
+            label_column=LABEL,
+            budget=trainer_pb2.SearchBudget(max_trials=trials, max_seconds=900),
+            seed=seed,
+            baseline_feature=BASELINE,
+        )
+        run = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), timeout=60)
+        if watch_run(stub, run.run_id, ()) != 0:
+            raise typer.Exit(code=1)
+        return stub.GetRun(trainer_pb2.GetRunRequest(run_id=run.run_id), timeout=30)
+
+
+def _publish(address: str, version: str) -> None:
+    with grpc.insecure_channel(address) as channel:
+        inference_pb2_grpc.InferenceAdminServiceStub(channel).PublishModel(
+            inference_pb2.PublishModelRequest(model=refs_pb2.ModelRef(name=MODEL, version=version)),
+            timeout=120,
+        )
+
+
+def _examples(
+    gateway: ServiceProcess, tracking: str, run: trainer_pb2.Run, rows: int = 500
+) -> dict[str, float]:
+    """Predicts, through the gateway, the most recent labelled rows of the run's training
+    set (inline) and a few entities (online features); prints both, returns MAEs."""
+    tags = MlflowClient(tracking).get_run(run.mlflow_run_id).data.tags  # lineage
+    training = pl.read_parquet(tags["wavepod.training_set.uri"])
+    client = MlflowClient(tracking)
+    signature_file = client.download_artifacts(run.mlflow_run_id, "signature.json")
+    signature = ModelSignature.from_json(Path(signature_file).read_text())
+    holdout = training.filter(pl.col(LABEL).is_not_null()).sort("label_time").tail(rows)
+    names = signature.names
+    with grpc.insecure_channel(gateway.address) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        request = gateway_pb2.PredictRequest(
+            rows=[
+                values_pb2.Row(values={k: to_value(v) for k, v in row.items() if v is not None})
+                for row in holdout.select(names).to_dicts()
+            ]
+        )
+        answer = stub.Predict(request, timeout=30)
+        entities = holdout["rx_id"].unique(maintain_order=True).head(5).to_list()
+        by_entity = stub.Predict(gateway_pb2.PredictRequest(entity_ids=entities), timeout=30)
+    truth = holdout[LABEL].to_numpy()
+    predicted = np.array([p.value for p in answer.predictions])
+    baseline = holdout[BASELINE].cast(pl.Float64).to_numpy()
+    table = Table(
+        "entity", "predicted days to next fill", "model version", title="example predictions"
+    )
+    for p in by_entity.predictions:
+        table.add_row(p.entity_id, f"{p.value:.1f}", by_entity.model.version)
+    console.print(table)
+    return {
+        "model_mae": float(np.mean(np.abs(predicted - truth))),
+        "baseline_mae": float(np.mean(np.abs(baseline - truth))),
+    }
+
+
+def up(
+    state: Annotated[Path, typer.Option(help="Everything the stack keeps.")] = DEFAULT_STATE,
+    patients: Annotated[int, typer.Option(help="Simulated patients (first start).")] = 2000,
+    trials: Annotated[int, typer.Option(help="Optuna trials of the training run.")] = 10,
+    seed: Annotated[int, typer.Option(help="Simulator and search seed.")] = 7,
+    once: Annotated[bool, typer.Option(help="Exit 0 after the summary.")] = False,
+) -> None:
+    state = state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    customer = _customer_data(state, patients, seed)
+    fills_token = _secret(state / "fills-api.token")
+    os.environ["WAVEPOD_STACK_FILLS_API_TOKEN"] = fills_token
+    pii_key = state / "pii.key"
+    _secret(pii_key)
+    quiet = {"LOG_LEVEL": "WARNING"}
+    with ExitStack() as stack:
+        with console.status("starting MLflow"):
+            tracking = stack.enter_context(mlflow_server(state / "mlflow"))
+
+        def start(module: str, service: str, env: dict[str, str]) -> ServiceProcess:
+            prefix = f"WAVEPOD_{service.upper()}_"
+            settings = {prefix + k: v for k, v in {**quiet, **env}.items()}
+            with console.status(f"starting {service}"):
+                return stack.enter_context(
+                    service_process(module, service, settings, startup_timeout=120)
+                )
+
+        ingest = start(
+            "ingest.server",
+            "ingest",
+            {"LAKE_ROOT": str(state / "lake"), "PII_KEY_REF": f"file:{pii_key}"},
+        )
+        feature = start(
+            "feature.server",
+            "feature",
+            {"LAKE": f"ingest://{ingest.address}", "STORE_ROOT": str(state / "features")},
+        )
+        trainer = start(
+            "trainer.server",
+            "trainer",
+            {"FEATURE_SERVICE": feature.address, "MLFLOW_TRACKING_URI": tracking},
+        )
+        inference = start(
+            "inference.server",
+            "inference",
+            {"MODEL_REPOSITORY": str(state / "models"), "MLFLOW_TRACKING_URI": tracking},
+        )
+        gateway = start(
+            "gateway.server",
+            "gateway",
+            {
+                "INFERENCE": inference.address,
+                "FEATURE_SERVICE": feature.address,
+                "DEFAULT_MODEL": MODEL,
+                "PREDICTION_LOG_DIR": str(state / "prediction-log"),
+            },
+        )
+        fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)
+        api = stack.enter_context(serve_fills(fills, fills_token))
+        landed = _ingest(ingest.address, customer, api.url)
+        run = _train(trainer.address, trials, seed)
+        _publish(inference.address, run.registered_model.version)
+        maes = _examples(gateway, tracking, run)
+
+        summary = Table("", "", title="wavepod stack")
+        summary.add_row("gateway", gateway.address)
+        summary.add_row("MLflow", tracking)
+        summary.add_row("state", str(state))
+        summary.add_row("rows landed", ", ".join(f"{k} {v:,}" for k, v in landed.items()))
+        summary.add_row("model", f"{MODEL} version {run.registered_model.version}")
+        m = run.metrics
+        summary.add_row(
+            "holdout MAE (trainer)",
+            f"{m['holdout_mae']:.2f} days vs baseline {m['baseline_holdout_mae']:.2f}",
+        )
+        summary.add_row(
+            "latest 500 rows via gateway",
+            f"MAE {maes['model_mae']:.2f} days vs baseline {maes['baseline_mae']:.2f}",
+        )
+        console.print(summary)
+        (state / "summary.json").write_text(
+            json.dumps(
+                {**maes, "gateway": gateway.address, "version": run.registered_model.version}
+            )
+        )
+        if once:
+            return
+        console.print(f"serving on {gateway.address}; Ctrl-C stops the stack")
+        stopped = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stopped.set())
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        stopped.wait()
+
+
+def main() -> None:
+    typer.run(up)
+
+
+if __name__ == "__main__":
+    main()
