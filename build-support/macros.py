@@ -1,14 +1,25 @@
 # BUILD-file macros (loaded by Pants as a prelude; see [GLOBAL] build_file_prelude_globs).
 
 
-def wavepod_service(service, port, dependencies=(), test_dependencies=()):
+def wavepod_service(service, port, dependencies=(), test_dependencies=(), not_in_server=()):
     """The conventional targets of a service under services/<service>/.
 
     - `:lib`    its sources (tests live beside them as *_test.py, target `:tests`);
     - `:server` the PEX that `./pants run services/<service>:server` starts;
     - `:image`  the Docker image with that PEX, tagged with the git SHA.
+
+    `not_in_server` names helper modules (e.g. "testing.py") kept out of `:lib`, and so
+    out of the PEX, in their own target `:helpers`.
     """
-    python_sources(name="lib", dependencies=list(dependencies))
+    if not_in_server:
+        excluded = ["!%s" % name for name in not_in_server]
+        tests = ["!*_test.py", "!test_*.py", "!tests.py", "!conftest.py"]
+        python_sources(
+            name="lib", sources=["*.py", *tests, *excluded], dependencies=list(dependencies)
+        )
+        python_sources(name="helpers", sources=list(not_in_server))
+    else:
+        python_sources(name="lib", dependencies=list(dependencies))
     # Tests may start the service as a process (by module name), so they get all of it,
     # and services they talk to (`test_dependencies`, e.g. "services/ingest:lib").
     python_tests(name="tests", timeout=300, dependencies=[":lib", *test_dependencies])

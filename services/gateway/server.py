@@ -21,6 +21,13 @@ from wavepod.runtime.channels import connect
 
 DEFAULT_PORT = 50050
 SERVICE = "/wavepod.gateway.v1.GatewayService/"
+# A backend that restarts is found again within about a second (gRPC's default backoff
+# grows to two minutes); until then calls fail fast with UNAVAILABLE.
+RECONNECT = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 METHOD_ROLES = {
     f"{SERVICE}Predict": frozenset({"predict"}),
     f"{SERVICE}PredictStream": frozenset({"predict"}),
@@ -41,8 +48,10 @@ def app(settings: GatewaySettings) -> ServiceApp:
 
     async def connect_backends() -> bool:
         # gRPC aio clients bind to the running loop: create them inside the server.
-        inference_client = triton.InferenceServerClient(settings.inference)
-        features_channel = connect(settings.feature_service, settings)
+        inference_client = triton.InferenceServerClient(
+            settings.inference, channel_args=list(RECONNECT)
+        )
+        features_channel = connect(settings.feature_service, settings, options=RECONNECT)
         inference = InferenceBackend(
             inference_client,
             CircuitBreaker("inference", settings.breaker_failures, settings.breaker_open_seconds),

@@ -35,14 +35,26 @@ class ServiceError(Exception):
         )
 
 
+# A status travels in gRPC trailers, which clients cap at 8 KiB: name the first problems
+# and count the rest rather than lose the whole answer.
+MAX_VIOLATIONS = 20
+MAX_MESSAGE = 1000
+
+
 class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Sequence[FieldViolation] | FieldViolation) -> None:
-        self.violations = (
-            (violations,) if isinstance(violations, FieldViolation) else tuple(violations)
+        found = (violations,) if isinstance(violations, FieldViolation) else tuple(violations)
+        shown = [FieldViolation(v.field[:200], v.description[:200]) for v in found[:MAX_VIOLATIONS]]
+        if len(found) > MAX_VIOLATIONS:
+            more = len(found) - MAX_VIOLATIONS
+            shown.append(FieldViolation("(more)", f"{more} more problems not listed"))
+        self.violations = tuple(shown)
+        message = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(
+            message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
         )
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
 
     def to_status(self) -> grpc.Status:
         detail = any_pb2.Any()

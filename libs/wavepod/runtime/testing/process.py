@@ -52,10 +52,15 @@ class ServiceProcess:
 
 @contextmanager
 def service_process(
-    module: str, service: str, env: Mapping[str, str] | None = None, startup_timeout: float = 60
+    module: str,
+    service: str,
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 60,
+    port: int | None = None,
 ) -> Iterator[ServiceProcess]:
-    """Starts `python -m module` with WAVEPOD_<SERVICE>_PORT set, waits for SERVING."""
-    port = free_port()
+    """Starts `python -m module` with WAVEPOD_<SERVICE>_PORT set (a free one unless
+    given, e.g. to restart a service where its clients expect it), waits for SERVING."""
+    port = port or free_port()
     prefix = f"WAVEPOD_{service.upper()}_"
     child_env = {
         **os.environ,
