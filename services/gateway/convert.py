@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
+from gateway.feedback import Feedback
 from gateway.predictor import PredictRequest, PredictResult
 from wavepod.common.v1 import refs_pb2
 from wavepod.gateway.v1 import gateway_pb2
@@ -15,6 +18,17 @@ def request_from_proto(request: gateway_pb2.PredictRequest) -> PredictRequest:
         entity_ids=tuple(request.entity_ids),
         rows=tuple({k: from_value(v) for k, v in row.values.items()} for row in request.rows),
         request_id=request.request_id,
+    )
+
+
+def feedback_from_proto(request: gateway_pb2.SubmitFeedbackRequest) -> Feedback:
+    return Feedback(
+        prediction_id=request.prediction_id,
+        entity_id=request.entity_id,
+        event_time=(
+            request.event_time.ToDatetime(tzinfo=UTC) if request.HasField("event_time") else None
+        ),
+        observed_value=request.observed_value,
     )
 
 

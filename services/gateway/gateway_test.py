@@ -13,6 +13,7 @@ import grpc
 import numpy as np
 import polars as pl
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -22,6 +23,7 @@ from inference.repository import ModelRepository
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import ServiceProcess, service_process
 from wavepod.signature import ModelSignature
@@ -41,6 +43,7 @@ class Stack:
     signature: ModelSignature
     expected: np.ndarray  # the native model's predictions for `training`
     log_dir: Path
+    ingest: str
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +74,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         model = train_refill_model(training, names)
         publish_model(repo, "refill", 1, model)
         inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repo.root)}
-        with service_process("inference.server", "inference", inference_env) as inference:
+        ingest_env = {
+            "WAVEPOD_INGEST_LAKE_ROOT": str(state / "ingest-lake"),
+            "WAVEPOD_INGEST_PII_KEY_REF": "env:GATEWAY_TEST_PII_KEY",
+            "GATEWAY_TEST_PII_KEY": "test-key",
+        }
+        with (
+            service_process("ingest.server", "ingest", ingest_env) as ingest,
+            service_process("inference.server", "inference", inference_env) as inference,
+        ):
             gateway_env = {
+                "WAVEPOD_GATEWAY_INGEST": ingest.address,
                 "WAVEPOD_GATEWAY_INFERENCE": inference.address,
                 "WAVEPOD_GATEWAY_FEATURE_SERVICE": feature.address,
                 "WAVEPOD_GATEWAY_AUTH_TOKENS_FILE": str(tokens),
@@ -81,7 +93,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             }
             with service_process("gateway.server", "gateway", gateway_env) as gateway:
                 yield Stack(
-                    gateway, training, model.signature, model.expected, state / "prediction-log"
+                    gateway,
+                    training,
+                    model.signature,
+                    model.expected,
+                    state / "prediction-log",
+                    ingest.address,
                 )
 
 
@@ -206,6 +223,46 @@ def test_predict_stream_answers_in_order(stack: Stack) -> None:
     np.testing.assert_allclose(
         [r.predictions[0].value for r in replies], stack.expected[:3], atol=1e-3
     )
+
+
+def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
+    stub = _stub(stack)
+    first = stub.SubmitFeedback(
+        gateway_pb2.SubmitFeedbackRequest(prediction_id="p-1", observed_value=31.0),
+        metadata=_auth("bob-token"),
+        timeout=10,
+    )
+    when = Timestamp()
+    when.FromSeconds(1_700_000_000)
+    second = stub.SubmitFeedback(
+        gateway_pb2.SubmitFeedbackRequest(entity_id="RX1", event_time=when, observed_value=28.0),
+        metadata=_auth("bob-token"),
+        timeout=10,
+    )
+    assert first.feedback_id and second.feedback_id != first.feedback_id
+    with pytest.raises(grpc.RpcError) as invalid:
+        stub.SubmitFeedback(
+            gateway_pb2.SubmitFeedbackRequest(observed_value=1.0), metadata=_auth("bob-token")
+        )
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "prediction_id" in _violations(invalid.value)
+    with pytest.raises(grpc.RpcError) as denied:  # alice may predict, not report outcomes
+        stub.SubmitFeedback(
+            gateway_pb2.SubmitFeedbackRequest(prediction_id="p-2", observed_value=1.0),
+            metadata=_auth(),
+        )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    with grpc.insecure_channel(stack.ingest) as channel:
+        lineage = ingest_pb2_grpc.IngestServiceStub(channel).GetLineage(
+            ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name="prediction_feedback")),
+            timeout=10,
+        )
+    files = [f for record in lineage.records for f in record.output_files]
+    landed = pl.read_parquet(files).sort("observed_value")
+    assert landed["feedback_id"].to_list() == [second.feedback_id, first.feedback_id]
+    assert landed["caller"].to_list() == ["bob", "bob"]
+    assert landed["prediction_id"].to_list() == [None, "p-1"]
 
 
 def test_zz_sigterm_flushes_a_record_for_every_answered_prediction(stack: Stack) -> None:

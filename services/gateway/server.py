@@ -10,6 +10,7 @@ import tritonclient.grpc.aio as triton
 from gateway.backends import FeatureBackend, InferenceBackend
 from gateway.breaker import CircuitBreaker
 from gateway.catalog import ModelCatalog
+from gateway.feedback import FeedbackForwarder
 from gateway.limits import RateLimiter
 from gateway.prediction_log import PredictionLog
 from gateway.predictor import Predictor
@@ -76,7 +77,11 @@ def app(settings: GatewaySettings) -> ServiceApp:
             settings.max_rows,
             settings.range_slack,
         )
-        closers.extend([inference.close, inference_client.close, features_channel.close])
+        ingest_channel = connect(settings.ingest, settings, options=RECONNECT)
+        servicer.feedback = FeedbackForwarder(ingest_channel, settings.outgoing_timeout_seconds)
+        closers.extend(
+            [inference.close, inference_client.close, features_channel.close, ingest_channel.close]
+        )
         return True
 
     async def close() -> None:

@@ -8,6 +8,7 @@ import grpc
 from opentelemetry import trace
 
 from gateway import convert
+from gateway.feedback import FeedbackForwarder
 from gateway.limits import RateLimiter
 from gateway.predictor import Predictor
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -15,7 +16,7 @@ from wavepod.runtime import unbuilt
 from wavepod.runtime.auth import current_principal
 from wavepod.runtime.status import ServiceError, Unavailable
 
-NOT_BUILT = "feedback forwarding to ingest arrives with the rest of the gateway milestone (#6)"
+NOT_BUILT = "not offered by the gateway"
 
 _Base = unbuilt(
     gateway_pb2_grpc.GatewayServiceServicer,
@@ -34,10 +35,15 @@ class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
         self._limiter = limiter
         # Set once the backends are connected (inside the server's event loop).
         self.predictor: Predictor | None = None
+        self.feedback: FeedbackForwarder | None = None
+
+    @staticmethod
+    def _caller() -> str:
+        principal = current_principal.get()
+        return principal.name if principal else "anonymous"
 
     async def _predict(self, request: gateway_pb2.PredictRequest) -> gateway_pb2.PredictResponse:
-        principal = current_principal.get()
-        caller = principal.name if principal else "anonymous"
+        caller = self._caller()
         self._limiter.take(caller)
         if self.predictor is None:
             raise Unavailable("the gateway is starting")
@@ -63,3 +69,13 @@ class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
             except ServiceError as error:
                 status = error.to_status()
                 await context.abort(status.code, status.details, status.trailing_metadata)
+
+    async def SubmitFeedback(
+        self, request: gateway_pb2.SubmitFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.SubmitFeedbackResponse:
+        caller = self._caller()
+        self._limiter.take(caller)
+        if self.feedback is None:
+            raise Unavailable("the gateway is starting")
+        feedback_id = await self.feedback.submit(convert.feedback_from_proto(request), caller)
+        return gateway_pb2.SubmitFeedbackResponse(feedback_id=feedback_id)

@@ -14,6 +14,7 @@ class GatewaySettings(ServiceSettings):
         "127.0.0.1:8001", description="KServe v2 endpoint: wavepod inference or a Triton."
     )
     feature_service: str = Field("127.0.0.1:50052", description="Online features (host:port).")
+    ingest: str = Field("127.0.0.1:50051", description="Where feedback goes (host:port).")
     default_model: str = Field("refill", description="Model of requests that name none.")
     model_refresh_seconds: float = Field(
         2.0, gt=0, description="How long a model's signature and version are cached."

@@ -1,0 +1,111 @@
+"""SubmitFeedback: observed outcomes go to ingest as events of one governed dataset.
+
+The dataset's schema is registered on first use (re-registering the same definition is
+a no-op); each feedback is one event whose id is the feedback id, so a retried call
+lands once. The evaluator joins it with the prediction log later.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+
+from wavepod.common.v1 import values_pb2
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
+from wavepod.values import to_timestamp, to_value
+
+DATASET = "prediction_feedback"
+T = ingest_pb2
+FEEDBACK_SCHEMA = T.Schema(
+    dataset=DATASET,
+    version="1.0",
+    columns=[
+        T.Column(name="feedback_id", type=T.COLUMN_TYPE_STRING),
+        T.Column(name="prediction_id", type=T.COLUMN_TYPE_STRING, nullable=True),
+        T.Column(name="entity_id", type=T.COLUMN_TYPE_STRING, nullable=True),
+        T.Column(name="event_time", type=T.COLUMN_TYPE_TIMESTAMP, nullable=True),
+        T.Column(name="observed_value", type=T.COLUMN_TYPE_FLOAT64),
+        T.Column(name="caller", type=T.COLUMN_TYPE_STRING),
+        T.Column(name="received_at", type=T.COLUMN_TYPE_TIMESTAMP),
+    ],
+    primary_key=["feedback_id"],
+    event_time_column="received_at",
+    rules=[T.QualityRule(id="feedback_unique", kind="unique")],
+)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    prediction_id: str
+    entity_id: str
+    event_time: datetime | None
+    observed_value: float
+
+    def check(self) -> None:
+        problems = []
+        if not self.prediction_id and not (self.entity_id and self.event_time):
+            problems.append(
+                FieldViolation(
+                    "prediction_id", "name a prediction id, or an entity id and event time"
+                )
+            )
+        if math.isnan(self.observed_value) or math.isinf(self.observed_value):
+            problems.append(FieldViolation("observed_value", "must be finite"))
+        if problems:
+            raise InvalidArgument(problems)
+
+
+class FeedbackForwarder:
+    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
+        self._stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        self._timeout = timeout
+        self._registered = False
+
+    async def _call(self, what: str, call):  # type: ignore[no-untyped-def]
+        try:
+            return await call
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Unavailable(f"ingest ({what}): {error.details()}") from None
+            raise FailedPrecondition(
+                f"ingest ({what}) answered {error.code().name}: {error.details()}"
+            ) from None
+
+    async def submit(self, feedback: Feedback, caller: str) -> str:
+        feedback.check()
+        if not self._registered:
+            await self._call(
+                "register schema",
+                self._stub.RegisterSchema(
+                    T.RegisterSchemaRequest(schema=FEEDBACK_SCHEMA), timeout=self._timeout
+                ),
+            )
+            self._registered = True
+        feedback_id = uuid.uuid4().hex
+        now = datetime.now(UTC)
+        payload = {
+            "feedback_id": feedback_id,
+            "prediction_id": feedback.prediction_id or None,
+            "entity_id": feedback.entity_id or None,
+            "event_time": feedback.event_time,
+            "observed_value": feedback.observed_value,
+            "caller": caller,
+            "received_at": now,
+        }
+        event = T.Event(
+            dataset=DATASET,
+            event_id=feedback_id,
+            event_time=to_timestamp(now),
+            payload=values_pb2.Row(values={k: to_value(v) for k, v in payload.items()}),
+        )
+        reply = await self._call(
+            "stream events", self._stub.StreamEvents(iter([event]), timeout=self._timeout)
+        )
+        if reply.quarantined:
+            raise InvalidArgument(FieldViolation("feedback", "ingest quarantined it"))
+        return feedback_id
