@@ -3,6 +3,9 @@
 Settings come from WAVEPOD_TRAINER_* environment variables (trainer/settings.py).
 """
 
+import asyncio
+import logging
+
 from trainer.features import FeatureClient
 from trainer.runner import Trainer
 from trainer.runs import RunBoard
@@ -10,7 +13,10 @@ from trainer.servicer import TrainerServicer
 from trainer.settings import TrainerSettings
 from trainer.tracking import Tracking
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.status import ServiceError
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 50053
 
@@ -30,6 +36,16 @@ def app(settings: TrainerSettings) -> ServiceApp:
     # asyncio primitives bind to the server's loop on first use (Python 3.10+).
     board = RunBoard(trainer, settings.concurrent_runs)
 
+    async def recover() -> bool:
+        try:
+            failed = await asyncio.to_thread(tracking.fail_orphans)
+        except ServiceError as error:  # MLflow down: StartRun will say so; serve anyway
+            log.warning("could not check for orphaned runs", extra={"error": error.message})
+        else:
+            if failed:
+                log.warning("marked orphaned runs failed", extra={"runs": failed})
+        return True
+
     async def finish_runs() -> None:
         await board.wait_idle()
         features.close()
@@ -41,6 +57,7 @@ def app(settings: TrainerSettings) -> ServiceApp:
                 trainer_pb2, trainer_pb2_grpc, "TrainerService", TrainerServicer(board, tracking)
             )
         ],
+        readiness=recover,
         flush_hooks=[finish_runs],
     )
 

@@ -113,6 +113,20 @@ class Tracking:
             self._call("tag error", self.client.set_tag, run_id, f"{TAG_PREFIX}error", error[:5000])
         self._call("end run", self.client.set_terminated, run_id, status)
 
+    def fail_orphans(self) -> int:
+        """Marks FAILED the runs still RUNNING from a trainer that stopped mid-run (one
+        trainer per experiment: a second replica would fail the first one's runs)."""
+        found = self._call(
+            "search runs",
+            self.client.search_runs,
+            [self.experiment_id()],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_PREFIX}model_name` != ''",
+            max_results=1000,
+        )
+        for run in found:
+            self.end(run.info.run_id, "FAILED", "the trainer stopped before the run ended")
+        return len(found)
+
     def get_run(self, run_id: str) -> Any:
         return self._call("get run", self.client.get_run, run_id)
 

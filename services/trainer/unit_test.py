@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -10,6 +11,7 @@ from trainer.search import fit
 from trainer.spec import Budget, TrainingSpec
 from trainer.tracking import Tracking
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, Unavailable
+from wavepod.testing.mlflow import mlflow_server
 
 
 def test_time_split_keeps_every_earlier_split_before_every_later_one() -> None:
@@ -63,3 +65,17 @@ def test_an_unreachable_mlflow_is_unavailable_within_seconds() -> None:
     with pytest.raises(Unavailable, match="MLflow at http://127.0.0.1:9"):
         Tracking("http://127.0.0.1:9").create_run("x", {})
     assert time.monotonic() - started < 60
+
+
+def test_runs_left_running_by_a_stopped_trainer_are_marked_failed(tmp_path: Path) -> None:
+    with mlflow_server(tmp_path / "mlflow") as uri:
+        tracking = Tracking(uri)
+        orphan = tracking.create_run("orphan", {"wavepod.model_name": "refill"})
+        done = tracking.create_run("done", {"wavepod.model_name": "refill"})
+        tracking.end(done, "FINISHED")
+        assert tracking.fail_orphans() == 1
+        run = tracking.get_run(orphan)
+        assert run.info.status == "FAILED"
+        assert "stopped before the run ended" in run.data.tags["wavepod.error"]
+        assert tracking.get_run(done).info.status == "FINISHED"
+        assert tracking.fail_orphans() == 0
