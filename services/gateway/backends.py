@@ -23,6 +23,9 @@ from wavepod.runtime.batching import Coalescer, Waiting
 from wavepod.runtime.status import NotFound, ServiceError, Unavailable
 
 Row = dict[str, object]
+# Predictions and the model version that computed them (from the inference response: the
+# catalog's cached version may lag a swap by up to model_refresh_seconds).
+Answer = tuple[np.ndarray, str]
 
 
 class InferenceBackend:
@@ -41,32 +44,33 @@ class InferenceBackend:
         self._timeout = timeout
         self._batch_rows = batch_rows
         self._batch_delay = batch_delay_s
-        self._coalescers: dict[tuple[str, str, str], Coalescer[np.ndarray, np.ndarray]] = {}
+        self._coalescers: dict[tuple[str, str, str], Coalescer[np.ndarray, Answer]] = {}
 
-    async def predict(self, model: ServedModel, rows: np.ndarray, version: str) -> np.ndarray:
+    async def predict(self, model: ServedModel, rows: np.ndarray, version: str) -> Answer:
         """Predictions for `rows`, in calls of at most the model's max_batch_size rows."""
         size = min(self._batch_rows, model.max_batch_size)
         if rows.shape[0] <= size:
             return await self._submit(model, rows, version, size)
         chunks = [rows[i : i + size] for i in range(0, rows.shape[0], size)]
         parts = await asyncio.gather(*(self._submit(model, c, version, size) for c in chunks))
-        return np.concatenate(parts)
+        # Chunks that straddle a swap: the request reports the newest version that answered.
+        return np.concatenate([p[0] for p in parts]), max((p[1] for p in parts), key=int)
 
     async def _submit(
         self, model: ServedModel, rows: np.ndarray, version: str, size: int
-    ) -> np.ndarray:
+    ) -> Answer:
         key = (model.name, version, model.signature.input_name)
         coalescer = self._coalescers.get(key)
         if coalescer is None:
 
-            async def execute(batch: Sequence[Waiting[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+            async def execute(batch: Sequence[Waiting[np.ndarray, Answer]]) -> list[Answer]:
                 joined = (
                     batch[0].item if len(batch) == 1 else np.concatenate([w.item for w in batch])
                 )
-                values = await self._call(model, joined, version)
+                values, served = await self._call(model, joined, version)
                 out, offset = [], 0
                 for w in batch:
-                    out.append(values[offset : offset + w.rows])
+                    out.append((values[offset : offset + w.rows], served))
                     offset += w.rows
                 return out
 
@@ -75,7 +79,7 @@ class InferenceBackend:
             self._coalescers[key] = coalescer
         return await coalescer.submit(rows, rows.shape[0])
 
-    async def _call(self, model: ServedModel, rows: np.ndarray, version: str) -> np.ndarray:
+    async def _call(self, model: ServedModel, rows: np.ndarray, version: str) -> Answer:
         signature = model.signature
         tensor = triton.InferInput(signature.input_name, list(rows.shape), "FP32")
         tensor.set_data_from_numpy(rows)
@@ -101,7 +105,8 @@ class InferenceBackend:
                     raise mapped from None
                 continue
             self._breaker.success()
-            return np.asarray(result.as_numpy(signature.output_name)).reshape(-1)
+            values = np.asarray(result.as_numpy(signature.output_name)).reshape(-1)
+            return values, result.get_response().model_version
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

@@ -1,6 +1,7 @@
-"""Which models the gateway can call: signature and serving version, from the inference
+"""Which models the gateway can call: signature and batch limit, from the inference
 service's model config (the same call works against a real Triton), cached briefly so a
-new version is picked up within `model_refresh_seconds`."""
+new version's signature is picked up within `model_refresh_seconds`. Which version
+answered comes with each inference response."""
 
 from __future__ import annotations
 
@@ -11,15 +12,12 @@ import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
 from wavepod.runtime.status import FailedPrecondition, NotFound, Unavailable
-from wavepod.signature import ModelSignature
-
-SIGNATURE_PARAMETER = "wavepod.signature"
+from wavepod.signature import TRITON_CONFIG_PARAMETER, ModelSignature
 
 
 @dataclass(frozen=True)
 class ServedModel:
     name: str
-    version: str
     signature: ModelSignature
     max_batch_size: int  # rows per inference call the model accepts
 
@@ -50,22 +48,18 @@ class ModelCatalog:
         if cached is not None and time.monotonic() - cached[0] < self._refresh:
             return cached[1]
         try:
-            metadata = await self._client.get_model_metadata(
-                name, headers=self._headers, client_timeout=2.0
-            )
             config = (
                 await self._client.get_model_config(name, headers=self._headers, client_timeout=2.0)
             ).config
         except InferenceServerException as error:
             raise inference_error(error, f"model {name!r}") from None
-        parameter = config.parameters.get(SIGNATURE_PARAMETER)
+        parameter = config.parameters.get(TRITON_CONFIG_PARAMETER)
         if parameter is None or not parameter.string_value:
             raise FailedPrecondition(
-                f"model {name!r} carries no {SIGNATURE_PARAMETER} in its config"
+                f"model {name!r} carries no {TRITON_CONFIG_PARAMETER} in its config"
             )
         served = ServedModel(
             name,
-            metadata.versions[-1],
             ModelSignature.from_json(parameter.string_value),
             config.max_batch_size or 1,
         )

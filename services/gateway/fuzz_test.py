@@ -13,8 +13,8 @@ from grpc_status import rpc_status
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inference.repository import ModelRepository, PublishSpec, TensorSpec
-from inference.testing import FEATURES, INPUT, OUTPUT, publish, tree_model
+from inference.repository import ModelRepository
+from inference.testing import publish, spec, tree_model
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime.testing.process import service_process
@@ -36,12 +36,7 @@ NAMES = [f.name for f in SIGNATURE.features]
 def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gateway_pb2_grpc.GatewayServiceStub]:
     root = tmp_path_factory.mktemp("fuzz")
     repository = ModelRepository(root / "models")
-    spec = PublishSpec(
-        inputs=(TensorSpec(INPUT, "FP32", (FEATURES,)),),
-        outputs=(TensorSpec(OUTPUT, "FP32", (1,)),),
-        signature_json=SIGNATURE.to_json(),
-    )
-    publish(repository, "synthetic", 1, tree_model(), spec)
+    publish(repository, "synthetic", 1, tree_model(), spec(signature_json=SIGNATURE.to_json()))
     inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repository.root)}
     with service_process("inference.server", "inference", inference_env) as inference:
         gateway_env = {

@@ -88,8 +88,9 @@ class Predictor:
             problems = signature.violations(rows, self.range_slack)
             if problems:
                 raise InvalidArgument([FieldViolation(p.field, p.description) for p in problems])
-        values = await self.inference.predict(model, signature.encode_rows(rows), request.version)
-        version = request.version or model.version
+        values, version = await self.inference.predict(
+            model, signature.encode_rows(rows), request.version
+        )
         ids = request.entity_ids or tuple("" for _ in rows)
         predictions = tuple(
             Prediction(uuid.uuid4().hex, entity, float(value))

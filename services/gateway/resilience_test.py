@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 
-from inference.repository import ModelRepository, PublishSpec, TensorSpec
-from inference.testing import FEATURES, INPUT, OUTPUT, publish, tree_model
+from inference.repository import ModelRepository
+from inference.testing import FEATURES, publish, spec, tree_model
 from wavepod.common.v1 import values_pb2
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime.testing.process import free_port, service_process
@@ -31,12 +31,7 @@ def _request() -> gateway_pb2.PredictRequest:
 
 def test_inference_down_mid_load_is_unavailable_fast_and_recovers(tmp_path: Path) -> None:
     repository = ModelRepository(tmp_path / "models")
-    spec = PublishSpec(
-        inputs=(TensorSpec(INPUT, "FP32", (FEATURES,)),),
-        outputs=(TensorSpec(OUTPUT, "FP32", (1,)),),
-        signature_json=SIGNATURE.to_json(),
-    )
-    publish(repository, "synthetic", 1, tree_model(), spec)
+    publish(repository, "synthetic", 1, tree_model(), spec(signature_json=SIGNATURE.to_json()))
     port = free_port()
     inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repository.root)}
     gateway_env = {

@@ -22,14 +22,12 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from wavepod.runtime.status import FailedPrecondition, NotFound
+from wavepod.signature import TRITON_CONFIG_PARAMETER
 
 CONFIG = "config.pbtxt"
 MODEL_FILE = "model.onnx"
 PLATFORM = "onnxruntime_onnx"
 SHA256_PREFIX = "sha256/"
-# The trainer's signature (feature order, ranges, vocabularies) travels in the config, so
-# a client of a real Triton can read it with get_model_config too.
-SIGNATURE_PARAMETER = "wavepod.signature"
 
 
 def sha256_file(path: Path) -> str:
@@ -94,7 +92,7 @@ def build_config(name: str, spec: PublishSpec, checksums: dict[int, str]) -> mc.
     for version, digest in sorted(checksums.items()):
         config.parameters[f"{SHA256_PREFIX}{version}"].string_value = digest
     if spec.signature_json:
-        config.parameters[SIGNATURE_PARAMETER].string_value = spec.signature_json
+        config.parameters[TRITON_CONFIG_PARAMETER].string_value = spec.signature_json
     return config
 
 

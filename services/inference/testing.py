@@ -35,13 +35,20 @@ def tree_model(seed: int = 0, trees: int = 60) -> TreeModel:
     return TreeModel(to_onnx(model, FEATURES, INPUT, OUTPUT), sample, expected)
 
 
-def spec(max_batch_size: int = 64, max_queue_delay_us: int = 0, instances: int = 1) -> PublishSpec:
+def spec(
+    max_batch_size: int = 64,
+    max_queue_delay_us: int = 0,
+    instances: int = 1,
+    signature_json: str = "",
+) -> PublishSpec:
+    """The synthetic model's publishing spec (with a signature, for gateway tests)."""
     return PublishSpec(
         inputs=(TensorSpec(INPUT, "FP32", (FEATURES,)),),
         outputs=(TensorSpec(OUTPUT, "FP32", (1,)),),
         max_batch_size=max_batch_size,
         max_queue_delay_microseconds=max_queue_delay_us,
         instance_count=instances,
+        signature_json=signature_json,
     )
 
 

@@ -20,13 +20,12 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from feature.testing import small_pharmacy, write_lake
-from inference.repository import SIGNATURE_PARAMETER
 from trainer import cli
 from wavepod.common.v1 import refs_pb2
 from wavepod.feature.v1 import feature_pb2
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.runtime.testing.process import service_process
-from wavepod.signature import ModelSignature
+from wavepod.signature import TRITON_CONFIG_PARAMETER, ModelSignature
 from wavepod.signature.frames import encode_frame
 from wavepod.testing.mlflow import mlflow_server
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
@@ -225,7 +224,7 @@ def test_a_registered_version_publishes_and_serves_what_mlflow_serves(
 
     triton_client = triton.InferenceServerClient(url=stack.inference)
     config = triton_client.get_model_config(MODEL).config
-    signature = ModelSignature.from_json(config.parameters[SIGNATURE_PARAMETER].string_value)
+    signature = ModelSignature.from_json(config.parameters[TRITON_CONFIG_PARAMETER].string_value)
     uri = client.get_model_version(MODEL, run.registered_model.version).tags[
         "wavepod.training_set.uri"
     ]

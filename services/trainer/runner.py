@@ -29,7 +29,7 @@ from trainer.data import labelled, read_training_set, time_split
 from trainer.evaluation import baseline_predictions, regression_metrics
 from trainer.export import check_parity, to_onnx
 from trainer.features import FeatureClient, TrainingSetRef
-from trainer.search import Trial, search
+from trainer.search import SearchResult, Trial, search
 from trainer.spec import TrainingSpec
 from trainer.tracking import TAG_PREFIX, Tracking
 from wavepod.runtime.status import FieldViolation, InvalidArgument
@@ -275,7 +275,7 @@ class Trainer:
         folder: Path,
         proto: object,
         signature: ModelSignature,
-        found: object,
+        found: SearchResult,
         y_hold: np.ndarray,
         predicted: np.ndarray,
         names: list[str],
@@ -292,5 +292,5 @@ class Trainer:
             onnx_execution_providers=["CPUExecutionProvider"],
         )
         (folder / "signature.json").write_text(signature.to_json())
-        trials = [asdict(t) for t in found.trials]  # type: ignore[attr-defined]
+        trials = [asdict(t) for t in found.trials]
         (folder / "trials.json").write_text(json.dumps(trials, indent=1))

@@ -20,6 +20,9 @@ import numpy as np
 
 # Where the signature travels in a logged MLflow model (its MLmodel `metadata`).
 MLFLOW_METADATA_KEY = "wavepod_signature"
+# ... and in a Triton model config (its `parameters`), where clients of a real Triton
+# read it too.
+TRITON_CONFIG_PARAMETER = "wavepod.signature"
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
