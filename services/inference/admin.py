@@ -34,6 +34,7 @@ class InferenceAdminServicer(inference_pb2_grpc.InferenceAdminServiceServicer):
             request.model.version,
             request.model.alias,
             batching,
+            request.keep_serving,
         )
         await self._models.load(published.name)
         return inference_pb2.PublishModelResponse(

@@ -61,6 +61,7 @@ def publish_from_mlflow(
     version: str,
     alias: str,
     batching: BatchingChoice,
+    keep_serving: bool = False,
 ) -> Published:
     if not name:
         raise InvalidArgument(FieldViolation("model.name", "is required"))
@@ -95,7 +96,7 @@ def publish_from_mlflow(
             signature = ModelSignature.from_json(str(metadata[MLFLOW_METADATA_KEY]))
             number = int(found.version)
             digest = repository.publish(
-                name, number, onnx_files[0], publish_spec(signature, batching)
+                name, number, onnx_files[0], publish_spec(signature, batching), keep_serving
             )
     except MlflowException as error:
         code = getattr(error, "error_code", "")

@@ -3,6 +3,10 @@
     <root>/<model>/config.pbtxt            a text-format `inference.ModelConfig`
     <root>/<model>/<version>/model.onnx
 
+Which versions serve follows the config's `version_policy`, as in Triton (latest N, all,
+or specific versions). Publishing writes `specific`: the published version, plus the ones
+already serving when asked to keep them (a champion beside its challenger).
+
 The sha256 of each version's model file is recorded in the config's `parameters`
 (`sha256/<version>`), which Triton keeps and ignores; this server refuses a file whose
 bytes do not match. Publishing writes the version folder under a temporary name and
@@ -15,6 +19,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +72,22 @@ def datatype_name(config_type: int) -> str:
     return str(mc.DataType.Name(config_type)).removeprefix("TYPE_")
 
 
-def build_config(name: str, spec: PublishSpec, checksums: dict[int, str]) -> mc.ModelConfig:
+def served_versions(config: mc.ModelConfig, available: Sequence[int]) -> list[int]:
+    """The versions Triton would serve under the config's version policy."""
+    present = sorted(available)
+    policy = config.version_policy
+    kind = policy.WhichOneof("policy_choice")
+    if kind == "all":
+        return present
+    if kind == "specific":
+        return sorted(set(policy.specific.versions) & set(present))
+    latest = policy.latest.num_versions if kind == "latest" else 1
+    return present[-max(latest, 1) :]
+
+
+def build_config(
+    name: str, spec: PublishSpec, checksums: dict[int, str], serve: Sequence[int]
+) -> mc.ModelConfig:
     config = mc.ModelConfig(
         name=name,
         platform=PLATFORM,
@@ -84,7 +104,9 @@ def build_config(name: str, spec: PublishSpec, checksums: dict[int, str]) -> mc.
         instance_group=[
             mc.ModelInstanceGroup(count=spec.instance_count, kind=mc.ModelInstanceGroup.KIND_CPU)
         ],
-        version_policy=mc.ModelVersionPolicy(latest=mc.ModelVersionPolicy.Latest(num_versions=1)),
+        version_policy=mc.ModelVersionPolicy(
+            specific=mc.ModelVersionPolicy.Specific(versions=sorted(serve))
+        ),
     )
     if spec.max_queue_delay_microseconds >= 0 and spec.max_batch_size > 0:
         config.dynamic_batching.SetInParent()  # present even with a zero delay
@@ -141,8 +163,16 @@ class ModelRepository:
             )
         return path
 
-    def publish(self, name: str, version: int, model_file: Path, spec: PublishSpec) -> str:
-        """Adds `version` of `name` (replacing a version folder of the same number)."""
+    def publish(
+        self,
+        name: str,
+        version: int,
+        model_file: Path,
+        spec: PublishSpec,
+        keep_serving: bool = False,
+    ) -> str:
+        """Adds `version` of `name` (replacing a version folder of the same number) and
+        serves it: alone, or beside the versions serving now when `keep_serving`."""
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=folder))
@@ -152,16 +182,18 @@ class ModelRepository:
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
-        checksums = {}
+        checksums, serve = {}, {version}
         if (folder / CONFIG).is_file():
-            old = self.config(name).parameters
+            old = self.config(name)
             checksums = {
                 int(k.removeprefix(SHA256_PREFIX)): v.string_value
-                for k, v in old.items()
+                for k, v in old.parameters.items()
                 if k.startswith(SHA256_PREFIX) and (folder / k.removeprefix(SHA256_PREFIX)).exists()
             }
+            if keep_serving:
+                serve.update(served_versions(old, [v for v in checksums if v != version]))
         checksums[version] = digest
-        text = text_format.MessageToString(build_config(name, spec, checksums))
+        text = text_format.MessageToString(build_config(name, spec, checksums, sorted(serve)))
         tmp = folder / f".{CONFIG}.tmp"
         tmp.write_text(text)
         os.replace(tmp, folder / CONFIG)

@@ -1,5 +1,8 @@
 """The transport-neutral data plane: which model versions serve, loading, swapping, infer.
 
+Several versions of a model may serve at once (the config's version policy: a champion
+beside its challenger); a request that names no version gets the newest, as in Triton.
+
 A load builds and warms the new version beside the one serving, then swaps one
 reference: requests already queued finish on the old version, new ones go to the new,
 and none fails. A load that fails (a tampered file, a bad config) leaves the serving
@@ -14,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from tritonclient.grpc import model_config_pb2 as mc
 
 from inference.batching import Scheduler
 from inference.model import NUMPY_TYPES, OnnxModel
-from inference.repository import ModelRepository
+from inference.repository import ModelRepository, served_versions
 from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,8 @@ class ModelServer:
     def __init__(self, repository: ModelRepository, options: ServingOptions) -> None:
         self.repository = repository
         self.options = options
-        self._serving: dict[str, Scheduler] = {}
+        # model -> version -> scheduler: the versions its config's version policy serves.
+        self._serving: dict[str, dict[int, Scheduler]] = {}
         self._failures: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -57,36 +62,44 @@ class ModelServer:
             except Exception as error:  # one bad model must not keep the others down
                 log.warning("model not loaded", extra={"model": name, "error": str(error)})
 
-    async def load(self, name: str) -> Scheduler:
+    async def load(self, name: str) -> dict[int, Scheduler]:
+        """(Re)loads every version the policy serves; all of them, or none: a version that
+        fails leaves the previous set serving."""
         async with self._locks.setdefault(name, asyncio.Lock()):
             try:
-                scheduler = await self._build(name)
+                config = self.repository.config(name)
+                versions = served_versions(config, self.repository.versions(name))
+                if not versions:
+                    raise NotFound(f"model {name!r} has no version to serve under its policy")
+                built: dict[int, Scheduler] = {}
+                try:
+                    for version in versions:
+                        built[version] = await self._build(name, version, config)
+                except BaseException:
+                    for scheduler in built.values():
+                        await scheduler.close()
+                    raise
             except Exception as error:
                 self._failures[name] = str(error)
                 if isinstance(error, NotFound | FailedPrecondition):
                     raise
                 raise FailedPrecondition(f"model {name!r} failed to load: {error}") from None
             self._failures.pop(name, None)
-            old = self._serving.get(name)
-            self._serving[name] = scheduler
+            old = self._serving.get(name, {})
+            self._serving[name] = built
             log.info(
                 "model serving",
                 extra={
                     "model": name,
-                    "version": scheduler.model.version,
-                    "provider": scheduler.model.placement.provider,
+                    "versions": versions,
+                    "provider": built[versions[-1]].model.placement.provider,
                 },
             )
-            if old is not None:
-                await old.close()
-            return scheduler
+            for scheduler in old.values():
+                await scheduler.close()
+            return built
 
-    async def _build(self, name: str) -> Scheduler:
-        config = self.repository.config(name)
-        versions = self.repository.versions(name)
-        if not versions:
-            raise NotFound(f"model {name!r} has no version folder with a model.onnx")
-        version = versions[-1]
+    async def _build(self, name: str, version: int, config: mc.ModelConfig) -> Scheduler:
         path = self.repository.verified_model_file(name, version, config)
         model = await asyncio.to_thread(
             OnnxModel,
@@ -109,31 +122,35 @@ class ModelServer:
             old = self._serving.pop(name, None)
             if old is None:
                 raise NotFound(f"model {name!r} is not loaded")
-            await old.close()
+            for scheduler in old.values():
+                await scheduler.close()
 
     def serving(self, name: str, version: str = "") -> Scheduler:
-        scheduler = self._serving.get(name)
-        if scheduler is None:
+        """The scheduler of `version`, or of the newest version serving (as Triton picks)."""
+        versions = self._serving.get(name)
+        if not versions:
             reason = self._failures.get(name, "not loaded")
             raise NotFound(f"model {name!r} is not ready: {reason}")
-        if version and version != str(scheduler.model.version):
+        if not version:
+            return versions[max(versions)]
+        scheduler = versions.get(int(version)) if version.isdigit() else None
+        if scheduler is None:
             raise NotFound(
                 f"model {name!r} version {version} is not ready"
-                f" (serving version {scheduler.model.version})"
+                f" (serving versions {sorted(versions)})"
             )
         return scheduler
 
     def loaded(self) -> list[Scheduler]:
-        return list(self._serving.values())
+        return [s for versions in self._serving.values() for s in versions.values()]
 
     def index(self) -> list[IndexEntry]:
-        entries = []
+        entries: list[IndexEntry] = []
         for name in self.repository.models():
-            serving = self._serving.get(name)
+            versions = self._serving.get(name, {})
             failure = self._failures.get(name, "")
-            if serving is not None:
-                entries.append(IndexEntry(name, str(serving.model.version), READY, failure))
-            else:
+            entries.extend(IndexEntry(name, str(v), READY, failure) for v in sorted(versions))
+            if not versions:
                 entries.append(IndexEntry(name, "", UNAVAILABLE, failure or "not loaded"))
         return entries
 
@@ -145,7 +162,7 @@ class ModelServer:
         return scheduler, await scheduler.submit(inputs, rows)
 
     async def close(self) -> None:
-        for scheduler in list(self._serving.values()):
+        for scheduler in self.loaded():
             await scheduler.close()
         self._serving.clear()
 

@@ -58,8 +58,9 @@ def publish(
     version: int,
     model: TreeModel,
     publish_spec: PublishSpec,
+    keep_serving: bool = False,
 ) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         onnx.save(model.proto, str(path))
-        return repository.publish(name, version, path, publish_spec)
+        return repository.publish(name, version, path, publish_spec, keep_serving)

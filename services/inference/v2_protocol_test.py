@@ -211,6 +211,32 @@ def test_swapping_versions_under_load_fails_no_request(server, models) -> None: 
     client.close()
 
 
+def test_a_challenger_serves_beside_the_champion_until_published_alone(server, models) -> None:  # type: ignore[no-untyped-def]
+    proc, repository = server
+    publish(repository, MODEL, 2, models[1], spec(), keep_serving=True)
+    client = triton.InferenceServerClient(url=proc.address)
+    client.load_model(MODEL)
+    assert client.is_model_ready(MODEL, "1") and client.is_model_ready(MODEL, "2")
+    index = client.get_model_repository_index().models
+    assert [(m.version, m.state) for m in index] == [("1", "READY"), ("2", "READY")]
+    for version, model in (("1", models[0]), ("2", models[1])):
+        result = client.infer(MODEL, [_input(model.sample[:4])], model_version=version)
+        assert result.get_response().model_version == version
+        np.testing.assert_allclose(
+            result.as_numpy(OUTPUT).reshape(-1), model.expected[:4], atol=1e-4
+        )
+    assert _predict(client, models[1].sample[:1])[1] == "2"  # no version named: the newest
+
+    # Rolling back: version 1 published alone serves alone, though 2 is newer.
+    publish(repository, MODEL, 1, models[0], spec())
+    client.load_model(MODEL)
+    assert not client.is_model_ready(MODEL, "2")
+    with pytest.raises(InferenceServerException, match=r"serving versions \[1\]"):
+        client.infer(MODEL, [_input(models[0].sample[:1])], model_version="2")
+    assert _predict(client, models[0].sample[:1])[1] == "1"
+    client.close()
+
+
 def test_stream_infer_reports_errors_in_the_stream(server, models) -> None:  # type: ignore[no-untyped-def]
     proc, _ = server
     results: list[object] = []
