@@ -1,8 +1,7 @@
 """SubmitFeedback: observed outcomes go to ingest as events of one governed dataset.
 
-The dataset's schema is registered on first use (re-registering the same definition is
-a no-op); each feedback is one event whose id is the feedback id, so a retried call
-lands once. The evaluator joins it with the prediction log later.
+Each feedback is one event whose id is the feedback id, so a retried call lands once.
+The evaluator joins it with the prediction log later.
 """
 
 from __future__ import annotations
@@ -12,11 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import grpc
-
+from gateway.ingest_client import IngestClient
 from wavepod.common.v1 import values_pb2
-from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
-from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
+from wavepod.ingest.v1 import ingest_pb2
+from wavepod.runtime.status import FieldViolation, InvalidArgument
 from wavepod.values import to_timestamp, to_value
 
 DATASET = "prediction_feedback"
@@ -61,31 +59,11 @@ class Feedback:
 
 
 class FeedbackForwarder:
-    def __init__(self, channel: grpc.aio.Channel, timeout: float) -> None:
-        self._stub = ingest_pb2_grpc.IngestServiceStub(channel)
-        self._timeout = timeout
-        self._registered = False
-
-    async def _call(self, what: str, call):  # type: ignore[no-untyped-def]
-        try:
-            return await call
-        except grpc.aio.AioRpcError as error:
-            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise Unavailable(f"ingest ({what}): {error.details()}") from None
-            raise FailedPrecondition(
-                f"ingest ({what}) answered {error.code().name}: {error.details()}"
-            ) from None
+    def __init__(self, ingest: IngestClient) -> None:
+        self._ingest = ingest
 
     async def submit(self, feedback: Feedback, caller: str) -> str:
         feedback.check()
-        if not self._registered:
-            await self._call(
-                "register schema",
-                self._stub.RegisterSchema(
-                    T.RegisterSchemaRequest(schema=FEEDBACK_SCHEMA), timeout=self._timeout
-                ),
-            )
-            self._registered = True
         feedback_id = uuid.uuid4().hex
         now = datetime.now(UTC)
         payload = {
@@ -103,9 +81,7 @@ class FeedbackForwarder:
             event_time=to_timestamp(now),
             payload=values_pb2.Row(values={k: to_value(v) for k, v in payload.items()}),
         )
-        reply = await self._call(
-            "stream events", self._stub.StreamEvents(iter([event]), timeout=self._timeout)
-        )
+        reply = await self._ingest.send(FEEDBACK_SCHEMA, [event])
         if reply.quarantined:
             raise InvalidArgument(FieldViolation("feedback", "ingest quarantined it"))
         return feedback_id

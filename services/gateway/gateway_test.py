@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from feature.testing import small_pharmacy, write_lake
+from gateway.ingest_client import IngestClient
+from gateway.log_shipper import DATASET, SHIPPED, LogShipper
 from gateway.testing import LABEL, publish_model, train_refill_model
 from inference.repository import ModelRepository
 from wavepod.common.v1 import refs_pb2, values_pb2
@@ -90,6 +94,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "WAVEPOD_GATEWAY_AUTH_TOKENS_FILE": str(tokens),
                 "WAVEPOD_GATEWAY_PREDICTION_LOG_DIR": str(state / "prediction-log"),
                 "WAVEPOD_GATEWAY_RATE_LIMIT_PER_SECOND": "50",
+                "WAVEPOD_GATEWAY_PREDICTION_LOG_SHIP_SECONDS": "0.5",
+                "WAVEPOD_GATEWAY_AUDIT_LOG": str(state / "audit.jsonl"),
             }
             with service_process("gateway.server", "gateway", gateway_env) as gateway:
                 yield Stack(
@@ -253,16 +259,49 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
         )
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
-    with grpc.insecure_channel(stack.ingest) as channel:
-        lineage = ingest_pb2_grpc.IngestServiceStub(channel).GetLineage(
-            ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name="prediction_feedback")),
-            timeout=10,
-        )
-    files = [f for record in lineage.records for f in record.output_files]
-    landed = pl.read_parquet(files).sort("observed_value")
+    landed = _landed(stack, "prediction_feedback").sort("observed_value")
     assert landed["feedback_id"].to_list() == [second.feedback_id, first.feedback_id]
     assert landed["caller"].to_list() == ["bob", "bob"]
     assert landed["prediction_id"].to_list() == [None, "p-1"]
+
+
+def _landed(stack: Stack, dataset: str) -> pl.DataFrame:
+    with grpc.insecure_channel(stack.ingest) as channel:
+        lineage = ingest_pb2_grpc.IngestServiceStub(channel).GetLineage(
+            ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name=dataset)), timeout=10
+        )
+    return pl.read_parquet([f for record in lineage.records for f in record.output_files])
+
+
+def test_a_spool_file_sent_again_lands_nothing_twice(stack: Stack, tmp_path: Path) -> None:
+    """A crash after ingest took a file but before the gateway moved it: the file goes
+    again, and ingest drops every record by its id."""
+    _stub(stack).Predict(
+        gateway_pb2.PredictRequest(
+            rows=_rows(stack.training.head(3), stack.signature.names), request_id="resend"
+        ),
+        metadata=_auth(),
+        timeout=10,
+    )
+    deadline = time.monotonic() + 20
+    while not list(stack.log_dir.glob(f"{SHIPPED}/date=*/*.jsonl")):
+        assert time.monotonic() < deadline, "nothing shipped within 20 s"
+        time.sleep(0.2)
+    shipped = sorted(stack.log_dir.glob(f"{SHIPPED}/date=*/*.jsonl"))[0]
+    before = _landed(stack, DATASET)
+    spool = tmp_path / "spool" / shipped.parent.name
+    spool.mkdir(parents=True)
+    shutil.copy(shipped, spool / shipped.name)
+
+    async def resend() -> int:
+        async with grpc.aio.insecure_channel(stack.ingest) as channel:
+            shipper = LogShipper(tmp_path / "spool", IngestClient(channel, 30.0), 60.0)
+            return await shipper.ship()
+
+    assert asyncio.run(resend()) == len(shipped.read_text().splitlines()) > 0
+    after = _landed(stack, DATASET)
+    assert after.height == before.height
+    assert after["record_id"].n_unique() == after.height
 
 
 def test_zz_sigterm_flushes_a_record_for_every_answered_prediction(stack: Stack) -> None:
@@ -288,3 +327,11 @@ def test_zz_sigterm_flushes_a_record_for_every_answered_prediction(stack: Stack)
     burst = [r for r in logged if r["request_id"] == "burst"]
     assert answered > 0 and len(burst) == answered
     assert {"model", "version", "inputs", "prediction", "latency_ms", "trace_id"} <= set(logged[-1])
+    # The shutdown shipped the rest: every record is in the lake, once.
+    assert not list(stack.log_dir.glob("date=*/*.jsonl"))
+    landed = _landed(stack, DATASET)
+    assert landed["record_id"].n_unique() == landed.height
+    assert set(landed["record_id"]) == {f"{r['prediction_id']}/{r['route']}" for r in logged}
+    burst_landed = landed.filter(pl.col("request_id") == "burst")
+    assert burst_landed.height == answered
+    assert len(json.loads(burst_landed["inputs"][0]).keys() & set(stack.signature.names)) > 0

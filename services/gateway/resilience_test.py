@@ -9,29 +9,22 @@ from pathlib import Path
 
 import grpc
 
+from gateway.testing import SYNTHETIC_SIGNATURE, synthetic_row
 from inference.repository import ModelRepository
-from inference.testing import FEATURES, publish, spec, tree_model
-from wavepod.common.v1 import values_pb2
+from inference.testing import publish, spec, tree_model
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime.testing.process import free_port, service_process
-from wavepod.signature import NUMERIC, FeatureSpec, ModelSignature
-from wavepod.values import to_value
-
-SIGNATURE = ModelSignature(
-    tuple(FeatureSpec(f"f{i}", NUMERIC, -10.0, 10.0, nullable=False) for i in range(FEATURES)),
-    label="y",
-    feature_set="synthetic:1",
-)
 
 
 def _request() -> gateway_pb2.PredictRequest:
-    row = values_pb2.Row(values={f"f{i}": to_value(0.5) for i in range(FEATURES)})
-    return gateway_pb2.PredictRequest(rows=[row])
+    return gateway_pb2.PredictRequest(rows=[synthetic_row()])
 
 
 def test_inference_down_mid_load_is_unavailable_fast_and_recovers(tmp_path: Path) -> None:
     repository = ModelRepository(tmp_path / "models")
-    publish(repository, "synthetic", 1, tree_model(), spec(signature_json=SIGNATURE.to_json()))
+    publish(
+        repository, "synthetic", 1, tree_model(), spec(signature_json=SYNTHETIC_SIGNATURE.to_json())
+    )
     port = free_port()
     inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repository.root)}
     gateway_env = {
@@ -39,6 +32,8 @@ def test_inference_down_mid_load_is_unavailable_fast_and_recovers(tmp_path: Path
         "WAVEPOD_GATEWAY_DEFAULT_MODEL": "synthetic",
         "WAVEPOD_GATEWAY_PREDICTION_LOG_DIR": str(tmp_path / "log"),
         "WAVEPOD_GATEWAY_BREAKER_OPEN_SECONDS": "0.5",
+        "WAVEPOD_GATEWAY_PREDICTION_LOG_TO_LAKE": "false",  # no ingest here
+        "WAVEPOD_GATEWAY_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
     }
     outcomes: list[tuple[float, grpc.StatusCode, float]] = []  # (when, code, seconds)
     stop = threading.Event()
@@ -66,6 +61,8 @@ def test_inference_down_mid_load_is_unavailable_fast_and_recovers(tmp_path: Path
             inference.process.wait(timeout=10)
             killed = time.monotonic()
             time.sleep(2.0)
+        # Calls may succeed as soon as the new process serves, before the fixture sees it.
+        restarting = time.monotonic()
         with service_process("inference.server", "inference", inference_env, port=port):
             restarted = time.monotonic()
             time.sleep(2.5)
@@ -74,7 +71,7 @@ def test_inference_down_mid_load_is_unavailable_fast_and_recovers(tmp_path: Path
                 w.join(timeout=10)
 
     before = [o for o in outcomes if o[0] < killed - 0.1]
-    down = [o for o in outcomes if killed + 0.1 < o[0] < restarted]
+    down = [o for o in outcomes if killed + 0.1 < o[0] < restarting]
     after = [o for o in outcomes if o[0] > restarted + 1.5]
     assert before and all(code == grpc.StatusCode.OK for _, code, _ in before)
     # While inference is down: UNAVAILABLE (never UNKNOWN or INTERNAL), and fast.

@@ -7,18 +7,25 @@ from WAVEPOD_GATEWAY_* (gateway/settings.py); auth from WAVEPOD_GATEWAY_AUTH_TOK
 
 import tritonclient.grpc.aio as triton
 
+from gateway.aliases import AliasSource, MlflowAliases, NoRegistry
 from gateway.backends import FeatureBackend, InferenceBackend
 from gateway.breaker import CircuitBreaker
 from gateway.catalog import ModelCatalog
 from gateway.feedback import FeedbackForwarder
+from gateway.ingest_client import IngestClient
 from gateway.limits import RateLimiter
+from gateway.log_shipper import LogShipper
 from gateway.prediction_log import PredictionLog
 from gateway.predictor import Predictor
+from gateway.routing import Router, RoutingPolicy
 from gateway.servicer import GatewayServicer
 from gateway.settings import GatewaySettings
+from gateway.slo import Slo
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.channels import connect
+from wavepod.runtime.tls import channel_credentials
 
 DEFAULT_PORT = 50050
 SERVICE = "/wavepod.gateway.v1.GatewayService/"
@@ -33,7 +40,30 @@ METHOD_ROLES = {
     f"{SERVICE}Predict": frozenset({"predict"}),
     f"{SERVICE}PredictStream": frozenset({"predict"}),
     f"{SERVICE}SubmitFeedback": frozenset({"feedback"}),
+    f"{SERVICE}GetRouting": frozenset({"admin"}),
+    f"{SERVICE}SetRouting": frozenset({"admin"}),
 }
+
+
+def router(settings: GatewaySettings) -> Router:
+    aliases: AliasSource = NoRegistry()
+    if settings.mlflow_tracking_uri:
+        token = settings.mlflow_token.get_secret_value() if settings.mlflow_token else None
+        aliases = MlflowAliases(
+            settings.mlflow_tracking_uri,
+            token,
+            settings.aliases_refresh_seconds,
+            settings.champion_alias,
+            settings.challenger_alias,
+        )
+    slo = Slo(
+        settings.canary_max_error_rate,
+        settings.canary_max_p95_ms,
+        settings.canary_window_seconds,
+        settings.canary_min_calls,
+    )
+    policy = RoutingPolicy(settings.canary_share, settings.shadow)
+    return Router(aliases, policy, slo, AuditLog(settings.audit_log))
 
 
 def app(settings: GatewaySettings) -> ServiceApp:
@@ -45,12 +75,14 @@ def app(settings: GatewaySettings) -> ServiceApp:
         settings.prediction_log_flush_seconds,
     )
     servicer = GatewayServicer(RateLimiter(settings.rate_limit_per_second))
+    routes = router(settings)  # reads the audit log now: a broken chain stops the start
     closers = []
+    shippers: list[LogShipper] = []
 
     async def connect_backends() -> bool:
         # gRPC aio clients bind to the running loop: create them inside the server.
         inference_client = triton.InferenceServerClient(
-            settings.inference, channel_args=list(RECONNECT)
+            settings.inference, creds=channel_credentials(settings), channel_args=list(RECONNECT)
         )
         features_channel = connect(settings.feature_service, settings, options=RECONNECT)
         inference = InferenceBackend(
@@ -76,17 +108,33 @@ def app(settings: GatewaySettings) -> ServiceApp:
             settings.default_model,
             settings.max_rows,
             settings.range_slack,
+            routes,
         )
         ingest_channel = connect(settings.ingest, settings, options=RECONNECT)
-        servicer.feedback = FeedbackForwarder(ingest_channel, settings.outgoing_timeout_seconds)
+        servicer.feedback = FeedbackForwarder(
+            IngestClient(ingest_channel, settings.outgoing_timeout_seconds)
+        )
+        if settings.prediction_log_to_lake:
+            shipper = LogShipper(
+                settings.prediction_log_dir,
+                IngestClient(ingest_channel, settings.prediction_log_ship_timeout_seconds),
+                settings.prediction_log_ship_seconds,
+            )
+            shipper.start()
+            shippers.append(shipper)
         closers.extend(
             [inference.close, inference_client.close, features_channel.close, ingest_channel.close]
         )
         return True
 
     async def close() -> None:
-        # After the drain: every answered request's record is in the log's buffer.
+        # After the drain: every answered request's record (and, once shadow scoring in
+        # flight ends, every shadow record) is in the log's buffer.
+        if servicer.predictor is not None:
+            await servicer.predictor.close()
         await log.close()
+        for shipper in shippers:  # before the ingest channel closes
+            await shipper.close()
         for closer in closers:
             await closer()
 

@@ -14,7 +14,7 @@ from gateway.predictor import Predictor
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import unbuilt
 from wavepod.runtime.auth import current_principal
-from wavepod.runtime.status import ServiceError, Unavailable
+from wavepod.runtime.status import FieldViolation, InvalidArgument, ServiceError, Unavailable
 
 NOT_BUILT = "not offered by the gateway"
 
@@ -45,10 +45,9 @@ class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
     async def _predict(self, request: gateway_pb2.PredictRequest) -> gateway_pb2.PredictResponse:
         caller = self._caller()
         self._limiter.take(caller)
-        if self.predictor is None:
-            raise Unavailable("the gateway is starting")
+        predictor = self._predictor()
         trace_id = _trace_id()
-        result = await self.predictor.predict(convert.request_from_proto(request), caller, trace_id)
+        result = await predictor.predict(convert.request_from_proto(request), caller, trace_id)
         return convert.response_to_proto(result, request.request_id, trace_id)
 
     async def Predict(
@@ -79,3 +78,32 @@ class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
             raise Unavailable("the gateway is starting")
         feedback_id = await self.feedback.submit(convert.feedback_from_proto(request), caller)
         return gateway_pb2.SubmitFeedbackResponse(feedback_id=feedback_id)
+
+    def _predictor(self) -> Predictor:
+        if self.predictor is None:
+            raise Unavailable("the gateway is starting")
+        return self.predictor
+
+    async def GetRouting(
+        self, request: gateway_pb2.GetRoutingRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.RoutingState:
+        predictor = self._predictor()
+        state = await predictor.router.state(request.model or predictor.default_model)
+        return convert.routing_to_proto(state)
+
+    async def SetRouting(
+        self, request: gateway_pb2.SetRoutingRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.RoutingState:
+        predictor = self._predictor()
+        share = request.canary_share if request.HasField("canary_share") else None
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise InvalidArgument(FieldViolation("canary_share", f"{share} is not in [0, 1]"))
+        model = request.model or predictor.default_model
+        predictor.router.set_policy(
+            self._caller(),
+            model,
+            share,
+            request.shadow if request.HasField("shadow") else None,
+            tuple(request.resume_versions),
+        )
+        return convert.routing_to_proto(await predictor.router.state(model))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from wavepod.runtime import ServiceSettings
 
@@ -43,3 +43,27 @@ class GatewaySettings(ServiceSettings):
     )
     prediction_log_flush_rows: int = Field(1000, ge=1)
     prediction_log_flush_seconds: float = Field(1.0, gt=0)
+    prediction_log_to_lake: bool = Field(
+        True, description="Ship the spooled log into the lake through ingest (`prediction_log`)."
+    )
+    prediction_log_ship_seconds: float = Field(5.0, gt=0, description="How often it ships.")
+    prediction_log_ship_timeout_seconds: float = Field(30.0, gt=0, description="Per spool file.")
+    # Routing: champion/challenger from MLflow registry aliases.
+    mlflow_tracking_uri: str = Field(
+        "", description="MLflow server for aliases; empty: the newest version serving answers."
+    )
+    mlflow_token: SecretStr | None = Field(None, description="Bearer token for MLflow, if any.")
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+    aliases_refresh_seconds: float = Field(5.0, gt=0, description="How long aliases are cached.")
+    canary_share: float = Field(
+        0.0, ge=0, le=1, description="Share of entities (sticky) the challenger answers."
+    )
+    shadow: bool = Field(False, description="The challenger also scores; logged, not returned.")
+    canary_max_error_rate: float = Field(0.05, ge=0, le=1)
+    canary_max_p95_ms: float = Field(250.0, gt=0, description="Canary inference latency SLO.")
+    canary_window_seconds: float = Field(60.0, gt=0)
+    canary_min_calls: int = Field(20, ge=1, description="Calls in the window before judging.")
+    audit_log: Path = Field(
+        Path(".wavepod/gateway-audit.jsonl"), description="Admin actions, append-only."
+    )

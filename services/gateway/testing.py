@@ -13,13 +13,27 @@ import polars as pl
 
 from inference.publish import BatchingChoice, publish_spec
 from inference.repository import ModelRepository
+from inference.testing import FEATURES
 from trainer.export import to_onnx
 from trainer.search import fit
-from wavepod.signature import ModelSignature
+from wavepod.common.v1 import values_pb2
+from wavepod.signature import NUMERIC, FeatureSpec, ModelSignature
 from wavepod.signature.frames import encode_frame, infer_signature
+from wavepod.values import to_value
 
 LABEL = "days_to_next_fill"
 DEFAULT_BATCHING = BatchingChoice()
+
+# The signature of inference.testing's synthetic tree model: inline rows, no features.
+SYNTHETIC_SIGNATURE = ModelSignature(
+    tuple(FeatureSpec(f"f{i}", NUMERIC, -10.0, 10.0, nullable=False) for i in range(FEATURES)),
+    label="y",
+    feature_set="synthetic:1",
+)
+
+
+def synthetic_row(value: float = 0.5) -> values_pb2.Row:
+    return values_pb2.Row(values={f"f{i}": to_value(value) for i in range(FEATURES)})
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,9 @@ async def main() -> int:
                 "WAVEPOD_GATEWAY_INFERENCE": inference.address,
                 "WAVEPOD_GATEWAY_FEATURE_SERVICE": feature.address,
                 "WAVEPOD_GATEWAY_PREDICTION_LOG_DIR": str(state / "prediction-log"),
+                # The spool is written (and measured); no ingest runs here to ship it to.
+                "WAVEPOD_GATEWAY_PREDICTION_LOG_TO_LAKE": "false",
+                "WAVEPOD_GATEWAY_AUDIT_LOG": str(state / "audit.jsonl"),
                 "WAVEPOD_GATEWAY_LOG_LEVEL": "WARNING",
             }
             with service_process("gateway.server", "gateway", gateway_env) as gateway:

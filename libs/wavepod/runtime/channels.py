@@ -1,4 +1,4 @@
-"""Outgoing gRPC channels: every call gets a deadline, and the service's bearer token."""
+"""Outgoing gRPC channels: every call gets a deadline and the service's bearer token."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from wavepod.runtime.settings import ServiceSettings
+from wavepod.runtime.tls import channel_credentials
 
 
 class _OutgoingDefaults(
@@ -49,7 +50,13 @@ def connect(
     timeout: float | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    """An insecure loopback/cluster channel whose calls all carry a deadline."""
+    """A channel whose calls all carry a deadline and the service's token; TLS (and the
+    service's client certificate) when the settings name a CA."""
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
-    interceptor = _OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token)
-    return grpc.aio.insecure_channel(target, options=list(options), interceptors=[interceptor])
+    interceptors = [_OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token)]
+    credentials = channel_credentials(settings)
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        target, credentials, options=list(options), interceptors=interceptors
+    )

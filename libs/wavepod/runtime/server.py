@@ -2,7 +2,8 @@
 
 `run(app)` gives a service: grpc.aio server, grpc.health.v1 health reflecting readiness,
 server reflection, OpenTelemetry spans per RPC, structured logs, uncaught errors turned
-into INTERNAL with an error id, optional bearer-token auth, and graceful shutdown on
+into INTERNAL with an error id, optional bearer-token auth, optional TLS / mutual TLS
+(wavepod.runtime.tls), and graceful shutdown on
 SIGTERM/SIGINT (NOT_SERVING, stop accepting, drain in-flight calls within the deadline,
 run flush hooks, exit 0).
 """
@@ -31,6 +32,7 @@ from wavepod.runtime.logs import configure_logging
 from wavepod.runtime.metrics import RpcMetricsInterceptor
 from wavepod.runtime.settings import ServiceSettings, load_settings
 from wavepod.runtime.telemetry import configure_telemetry
+from wavepod.runtime.tls import server_credentials
 from wavepod.runtime.unbuilt import unbuilt
 
 log = logging.getLogger(__name__)
@@ -139,13 +141,21 @@ async def start_server(app: ServiceApp, settings: ServiceSettings) -> RunningSer
         ],
         server,
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     await server.start()
     running = RunningServer(app, settings, server, health_servicer, port)
     await running.set_serving(False)
     if app.readiness is None or await app.readiness():
         await running.set_serving(True)
-    log.info("serving", extra={"address": running.address, "services": names})
+    log.info(
+        "serving",
+        extra={"address": running.address, "services": names, "tls": credentials is not None},
+    )
     return running
 
 

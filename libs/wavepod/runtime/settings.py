@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound="ServiceSettings")
@@ -37,6 +37,24 @@ class ServiceSettings(BaseSettings):
     auth_token: SecretStr | None = Field(
         None, description="Bearer token this service presents on outgoing calls."
     )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain: serve TLS (with tls_key_file)."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="Require client certificates signed by this CA (mutual TLS)."
+    )
+    tls_ca_file: Path | None = Field(
+        None, description="CA of the services this one calls; set: outgoing calls use TLS."
+    )
+
+    @model_validator(mode="after")
+    def _tls_files_pair_up(self) -> ServiceSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return self
 
 
 def env_prefix(service: str) -> str:

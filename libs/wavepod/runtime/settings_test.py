@@ -26,3 +26,13 @@ def test_secrets_do_not_leak_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.auth_token is not None
     assert settings.auth_token.get_secret_value() == "s3cr3t"
     assert "s3cr3t" not in repr(settings)
+
+
+def test_tls_files_must_pair_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAVEPOD_GATEWAY_TLS_CERT_FILE", "/etc/wavepod/gateway.crt")
+    with pytest.raises(ValueError, match="tls_cert_file and tls_key_file"):
+        load_settings("gateway", ServiceSettings)
+    monkeypatch.delenv("WAVEPOD_GATEWAY_TLS_CERT_FILE")
+    monkeypatch.setenv("WAVEPOD_GATEWAY_TLS_CLIENT_CA_FILE", "/etc/wavepod/ca.crt")
+    with pytest.raises(ValueError, match="tls_client_ca_file needs"):
+        load_settings("gateway", ServiceSettings)

@@ -233,8 +233,13 @@ def up(
             {
                 "INFERENCE": inference.address,
                 "FEATURE_SERVICE": feature.address,
+                "INGEST": ingest.address,  # feedback, and the prediction log into the lake
                 "DEFAULT_MODEL": MODEL,
                 "PREDICTION_LOG_DIR": str(state / "prediction-log"),
+                # Champion/challenger aliases, once the evaluator sets them; until then
+                # the newest published version answers.
+                "MLFLOW_TRACKING_URI": tracking,
+                "AUDIT_LOG": str(state / "gateway-audit.jsonl"),
             },
         )
         fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)

@@ -24,8 +24,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def health_status(address: str, service: str = "", timeout: float = 1.0) -> int | None:
-    with grpc.insecure_channel(address) as channel:
+def health_status(
+    address: str,
+    service: str = "",
+    timeout: float = 1.0,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> int | None:
+    channel = (
+        grpc.secure_channel(address, credentials)
+        if credentials is not None
+        else grpc.insecure_channel(address)
+    )
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=timeout
@@ -57,9 +67,11 @@ def service_process(
     env: Mapping[str, str] | None = None,
     startup_timeout: float = 60,
     port: int | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> Iterator[ServiceProcess]:
     """Starts `python -m module` with WAVEPOD_<SERVICE>_PORT set (a free one unless
-    given, e.g. to restart a service where its clients expect it), waits for SERVING."""
+    given, e.g. to restart a service where its clients expect it), waits for SERVING
+    (over TLS with `credentials`, for a service that serves TLS)."""
     port = port or free_port()
     prefix = f"WAVEPOD_{service.upper()}_"
     child_env = {
@@ -79,7 +91,10 @@ def service_process(
     handle = ServiceProcess(proc, address, log_path)
     try:
         deadline = time.monotonic() + startup_timeout
-        while health_status(address) != health_pb2.HealthCheckResponse.SERVING:
+        while (
+            health_status(address, credentials=credentials)
+            != health_pb2.HealthCheckResponse.SERVING
+        ):
             if proc.poll() is not None:
                 raise RuntimeError(f"{module} exited with {proc.returncode}:\n{handle.logs()}")
             if time.monotonic() > deadline:
