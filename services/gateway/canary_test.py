@@ -4,6 +4,7 @@ both versions, the gateway splitting, shadowing and rolling a failing canary bac
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import grpc
@@ -13,7 +14,7 @@ from mlflow import MlflowClient
 
 from gateway.testing import SYNTHETIC_SIGNATURE, synthetic_row
 from inference.repository import ModelRepository
-from inference.testing import publish, spec, tree_model
+from inference.testing import broken_model, publish, spec, tree_model
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
@@ -26,15 +27,20 @@ OPS = (("authorization", "Bearer ops-token"),)
 
 
 def _register(tracking_uri: str) -> None:
-    """Versions 1 and 2 in the registry, champion and challenger (the bytes the inference
-    service serves were published from the same models)."""
+    """Versions 1 to 3 in the registry, 1 champion and 2 challenger (the bytes the
+    inference service serves were published from the matching models)."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     client.create_registered_model(MODEL)
     run = client.create_run(client.create_experiment("canary"))
-    for _ in (1, 2):
+    for _ in (1, 2, 3):
         client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run.info.run_id)
     client.set_registered_model_alias(MODEL, "champion", "1")
-    client.set_registered_model_alias(MODEL, "challenger", "2")
+    _set_challenger(tracking_uri, "2")
+
+
+def _set_challenger(tracking_uri: str, version: str) -> None:
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client.set_registered_model_alias(MODEL, "challenger", version)
 
 
 def _predict(stub: gateway_pb2_grpc.GatewayServiceStub, key: str) -> gateway_pb2.Prediction:
@@ -105,24 +111,25 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
                 shadowed = [_predict(stub, f"s{i}") for i in range(50)]
                 assert {(p.route, p.model_version) for p in shadowed} == {("champion", "1")}
 
-                # 3. The challenger breaks (no longer served): callers still get answers
-                # (the champion's), and the SLO monitor rolls the canary back.
+                # 3. A broken challenger is published (it loads, and answers NaN): callers
+                # still get answers (the champion's), and the SLO monitor rolls it back.
                 stub.SetRouting(
                     gateway_pb2.SetRoutingRequest(canary_share=1.0, shadow=False),
                     metadata=OPS,
                     timeout=10,
                 )
-                publish(repository, MODEL, 1, tree_model(seed=0), with_signature)
+                publish(repository, MODEL, 3, broken_model(), with_signature, keep_serving=True)
                 triton.InferenceServerClient(inference.address).load_model(MODEL)
+                _set_challenger(tracking_uri, "3")
+                time.sleep(0.5)  # the gateway's alias cache (0.2 s)
                 after = [_predict(stub, f"f{i}") for i in range(20)]
                 assert {p.model_version for p in after} == {"1"}
                 assert after[0].route == "champion-after-canary-failed"
                 assert after[-1].route == "champion"  # rolled back: no more canary calls
                 state = stub.GetRouting(gateway_pb2.GetRoutingRequest(), metadata=OPS, timeout=10)
-                assert list(state.rolled_back_versions) == ["2"]
-                # The window also holds step 1's healthy canary calls: the breach came as
-                # soon as the failures passed 5% of it.
-                assert 0.05 < state.canary_window.error_rate < 0.1
+                assert state.challenger_version == "3"
+                assert list(state.rolled_back_versions) == ["3"]
+                assert state.canary_window.calls == 10 and state.canary_window.error_rate == 1.0
                 channel.close()
                 assert gateway.terminate(timeout=20) == 0
 
@@ -132,8 +139,8 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
                 ("ops", "routing.set"),
                 ("gateway/slo-monitor", "canary.rollback"),
             ]
-            assert entries[-1].target == f"{MODEL}:2"
-            assert entries[-1].detail["reason"].startswith("error rate 5.")
+            assert entries[-1].target == f"{MODEL}:3"
+            assert entries[-1].detail["reason"].startswith("error rate 100.0% > 5.0%")
 
             # Shadow records: the challenger scored every shadowed prediction, logged
             # beside the champion's record under the same prediction id.
@@ -157,6 +164,6 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
                 state = stub.GetRouting(
                     gateway_pb2.GetRoutingRequest(model=MODEL), metadata=OPS, timeout=10
                 )
-                assert list(state.rolled_back_versions) == ["2"]
+                assert list(state.rolled_back_versions) == ["3"]
                 assert state.canary_share == 1.0 and not state.shadow
                 assert _predict(stub, "after-restart").route == "champion"

@@ -15,7 +15,13 @@ from gateway.backends import FeatureBackend, InferenceBackend
 from gateway.catalog import ModelCatalog, ServedModel
 from gateway.prediction_log import PredictionLog
 from gateway.routing import Group, Route, Router
-from wavepod.runtime.status import FieldViolation, InvalidArgument, NotFound, ServiceError
+from wavepod.runtime.status import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ServiceError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,17 @@ class PredictResult:
     model: str
     version: str  # "" when the rows were answered by different versions (a canary split)
     predictions: tuple[Prediction, ...]
+
+
+def _finite(model: str, values: np.ndarray, version: str) -> tuple[np.ndarray, str]:
+    """A NaN or infinite prediction is a broken model, never an answer."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise FailedPrecondition(
+            f"model {model} version {version} returned non-finite predictions for"
+            f" {bad.size} of {values.size} rows (first: row {int(bad[0])})"
+        )
+    return values, version
 
 
 class Predictor:
@@ -165,7 +182,9 @@ class Predictor:
             return values, version, group.route
         started = time.perf_counter()
         try:
-            values, version = await self.inference.predict(model, rows, group.version)
+            values, version = _finite(
+                model.name, *await self.inference.predict(model, rows, group.version)
+            )
         except ServiceError as error:
             # The caller gets the champion's answer; the failure counts against the canary.
             self.router.record_canary(
@@ -186,14 +205,15 @@ class Predictor:
         self, model: ServedModel, rows: np.ndarray, version: str
     ) -> tuple[np.ndarray, str]:
         try:
-            return await self.inference.predict(model, rows, version)
+            answer = await self.inference.predict(model, rows, version)
         except NotFound:
             if not version:
                 raise
             # The registry named a champion the inference service does not serve (yet):
             # the newest serving version answers, and the response says which.
             log.warning("champion not served", extra={"model": model.name, "version": version})
-            return await self.inference.predict(model, rows, "")
+            answer = await self.inference.predict(model, rows, "")
+        return _finite(model.name, *answer)
 
     def _start_shadow(
         self, model: ServedModel, rows: np.ndarray, version: str, records: list[dict[str, object]]
@@ -210,7 +230,9 @@ class Predictor:
     ) -> None:
         started = time.perf_counter()
         try:
-            values, served = await self.inference.predict(model, rows, version)
+            values, served = _finite(
+                model.name, *await self.inference.predict(model, rows, version)
+            )
         except ServiceError as error:
             log.warning(
                 "shadow call failed",

@@ -35,6 +35,31 @@ def tree_model(seed: int = 0, trees: int = 60) -> TreeModel:
     return TreeModel(to_onnx(model, FEATURES, INPUT, OUTPUT), sample, expected)
 
 
+def broken_model() -> TreeModel:
+    """A model that loads and serves but answers NaN for every row: a deliberately broken
+    challenger (its checksum is fine; its numbers are not)."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [None, FEATURES])
+    y = helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, [None, 1])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    nan = helper.make_tensor("nan", TensorProto.FLOAT, [1], [float("nan")])
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", [INPUT, "axes"], ["total"], keepdims=1),
+            helper.make_node("Mul", ["total", "nan"], [OUTPUT]),
+        ],
+        "broken",
+        [x],
+        [y],
+        [axes, nan],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    proto.ir_version = 8
+    sample = np.zeros((4, FEATURES), dtype=np.float32)
+    return TreeModel(proto, sample, np.full(4, np.nan))
+
+
 def spec(
     max_batch_size: int = 64,
     max_queue_delay_us: int = 0,
