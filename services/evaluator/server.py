@@ -1,25 +1,78 @@
 """The evaluator service process: `./pants run services/evaluator:server`.
 
-Settings come from WAVEPOD_EVALUATOR_* environment variables (wavepod.runtime.settings).
+Evaluates registered model versions against the champion, and moves the champion alias
+(Promote / Rollback, role `admin`, audited) after publishing to the inference service.
+Settings come from WAVEPOD_EVALUATOR_* (evaluator/settings.py).
 """
 
+import grpc
+
+from evaluator.evaluation import Evaluator
+from evaluator.promotion import Promoter
+from evaluator.servicer import EvaluatorServicer
+from evaluator.settings import EvaluatorSettings
+from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.audit import AuditLog
+from wavepod.runtime.channels import connect
+from wavepod.runtime.status import FailedPrecondition, Unavailable
 
 DEFAULT_PORT = 50054
-NOT_BUILT = (
-    "promotion gates, online metrics and drift arrive with the evaluator milestone (issue #7)"
-)
+SERVICE = "/wavepod.evaluator.v1.EvaluatorService/"
+METHOD_ROLES = {
+    f"{SERVICE}Evaluate": frozenset({"evaluate", "admin"}),
+    f"{SERVICE}Report": frozenset({"evaluate", "admin"}),
+    f"{SERVICE}GetModelHealth": frozenset({"evaluate", "admin"}),
+    f"{SERVICE}Promote": frozenset({"admin"}),
+    f"{SERVICE}Rollback": frozenset({"admin"}),
+}
 
 
-def app() -> ServiceApp:
+def app(settings: EvaluatorSettings) -> ServiceApp:
+    channels: list[grpc.aio.Channel] = []
+
+    async def publish(name: str, version: str) -> None:
+        # aio channels bind to the running loop: made on first use, inside the server.
+        if not channels:
+            channels.append(connect(settings.inference, settings))
+        stub = inference_pb2_grpc.InferenceAdminServiceStub(channels[0])
+        try:
+            await stub.PublishModel(
+                inference_pb2.PublishModelRequest(
+                    model=refs_pb2.ModelRef(name=name, version=version)
+                ),
+                timeout=settings.publish_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Unavailable(
+                    f"inference (publish {name} {version}): {error.details()}"
+                ) from None
+            raise FailedPrecondition(
+                f"inference refused to publish {name} {version}: {error.details()}"
+            ) from None
+
+    async def close() -> None:
+        for channel in channels:
+            await channel.close()
+
+    subgroups = tuple(s.strip() for s in settings.subgroups.split(",") if s.strip())
+    servicer = EvaluatorServicer(
+        Evaluator(settings.mlflow_tracking_uri, subgroups),
+        Promoter(settings.mlflow_tracking_uri, publish, AuditLog(settings.audit_log)),
+        settings.gate_policy(),
+    )
     return ServiceApp(
         name="evaluator",
         registrations=[
-            Registration.unbuilt(evaluator_pb2, evaluator_pb2_grpc, "EvaluatorService", NOT_BUILT)
+            Registration.of(evaluator_pb2, evaluator_pb2_grpc, "EvaluatorService", servicer)
         ],
+        flush_hooks=[close],
+        method_roles=METHOD_ROLES,
     )
 
 
 if __name__ == "__main__":
-    run("evaluator", lambda _settings: app(), port=DEFAULT_PORT)
+    run("evaluator", app, EvaluatorSettings, port=DEFAULT_PORT)

@@ -8,24 +8,13 @@ version number, so a Triton and this server agree on what "version 3" is.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow import MlflowClient
-from mlflow.artifacts import download_artifacts
-from mlflow.exceptions import MlflowException
-from mlflow.models import Model
-
-from inference.repository import MODEL_FILE, ModelRepository, PublishSpec, TensorSpec
-from wavepod.runtime.status import (
-    FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
-from wavepod.signature import MLFLOW_METADATA_KEY, ModelSignature
+from inference.repository import ModelRepository, PublishSpec, TensorSpec
+from wavepod.registry import fetch
+from wavepod.runtime.status import FieldViolation, InvalidArgument
+from wavepod.signature import ModelSignature
 
 
 @dataclass(frozen=True)
@@ -67,40 +56,12 @@ def publish_from_mlflow(
         raise InvalidArgument(FieldViolation("model.name", "is required"))
     if not (version or alias):
         raise InvalidArgument(FieldViolation("model", "name a version or an alias"))
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    try:
-        found = (
-            client.get_model_version(name, version)
-            if version
-            else client.get_model_version_by_alias(name, alias)
+    with fetch(tracking_uri, name, version, alias) as found:
+        digest = repository.publish(
+            name,
+            found.version,
+            found.onnx_file,
+            publish_spec(found.signature, batching),
+            keep_serving,
         )
-        with tempfile.TemporaryDirectory(prefix="wavepod-publish-") as tmp:
-            local = Path(
-                download_artifacts(
-                    # The version's own artifact location: a models:/ URI would be resolved
-                    # against the process-wide registry URI, not this client's.
-                    artifact_uri=found.source,
-                    dst_path=tmp,
-                    tracking_uri=tracking_uri,
-                )
-            )
-            onnx_files = sorted(local.rglob(MODEL_FILE))
-            if not onnx_files:
-                raise FailedPrecondition(f"{name} version {found.version} holds no {MODEL_FILE}")
-            metadata = Model.load(str(onnx_files[0].parent)).metadata or {}
-            if MLFLOW_METADATA_KEY not in metadata:
-                raise FailedPrecondition(
-                    f"{name} version {found.version} has no {MLFLOW_METADATA_KEY} in its MLmodel"
-                    " metadata: was it registered by the wavepod trainer?"
-                )
-            signature = ModelSignature.from_json(str(metadata[MLFLOW_METADATA_KEY]))
-            number = int(found.version)
-            digest = repository.publish(
-                name, number, onnx_files[0], publish_spec(signature, batching), keep_serving
-            )
-    except MlflowException as error:
-        code = getattr(error, "error_code", "")
-        if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise NotFound(f"model {name} {version or '@' + alias}: {error.message}") from None
-        raise Unavailable(f"MLflow at {tracking_uri}: {error.message}") from None
-    return Published(name, number, digest, repository.root / name)
+    return Published(name, found.version, digest, repository.root / name)

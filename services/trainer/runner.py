@@ -25,16 +25,16 @@ from mlflow.models import ModelSignature as MlflowSignature
 from mlflow.types import Schema, TensorSpec
 
 from trainer import report
-from trainer.data import labelled, read_training_set, time_split
-from trainer.evaluation import baseline_predictions, regression_metrics
 from trainer.export import check_parity, to_onnx
 from trainer.features import FeatureClient, TrainingSetRef
 from trainer.search import SearchResult, Trial, search
 from trainer.spec import TrainingSpec
 from trainer.tracking import TAG_PREFIX, Tracking
+from wavepod.metrics import baseline_predictions, regression_metrics
 from wavepod.runtime.status import FieldViolation, InvalidArgument
 from wavepod.signature import MLFLOW_METADATA_KEY, NUMERIC, ModelSignature
 from wavepod.signature.frames import encode_frame, infer_signature
+from wavepod.training_data import labelled, read_training_set, time_split
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,12 @@ class Trainer:
         feature_set = f"{spec.feature_set}:{spec.feature_set_version}"
         emit(RunEvent("training_set", message=f"building {feature_set}"))
         ref = self._training_set(spec)
-        frame = labelled(read_training_set(ref.uri, ref.content_hash), spec.label, names)
+        frame = labelled(
+            read_training_set(ref.uri, ref.content_hash, "spec.training_set.uri"),
+            spec.label,
+            names,
+            "spec.label_column",
+        )
         split = time_split(frame, self.min_rows)
         lineage = {
             "training_set.uri": ref.uri,

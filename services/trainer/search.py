@@ -16,8 +16,8 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 
-from trainer.evaluation import regression_metrics
 from trainer.spec import Budget
+from wavepod.metrics import regression_metrics
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,13 +5,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from trainer.data import LABEL_TIME, time_split
 from trainer.export import check_parity, to_onnx
 from trainer.search import fit
 from trainer.spec import Budget, TrainingSpec
 from trainer.tracking import Tracking
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, Unavailable
 from wavepod.testing.mlflow import mlflow_server
+from wavepod.training_data import LABEL_TIME, time_split
 
 
 def test_time_split_keeps_every_earlier_split_before_every_later_one() -> None:

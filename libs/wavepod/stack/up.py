@@ -1,7 +1,8 @@
 """Start the stack and run the refill flywheel once:
 
     simulator -> three customer sources -> ingest -> feature -> trainer (MLflow)
-    -> register -> publish -> inference -> gateway -> predictions
+    -> register -> evaluate (gate) -> promote: publish + champion alias -> inference
+    -> gateway -> predictions
 
     ./pants run deploy/local:up                 # keeps serving until Ctrl-C
     ./pants run deploy/local:up -- --once       # exits 0 after the summary
@@ -9,7 +10,8 @@
 Everything lives under one state directory (`--state`, default .wavepod/stack): the
 simulated customer data, the lake, features, MLflow's database and artifacts, the model
 repository, prediction logs, secrets. A second start reuses it: the simulator's data is
-kept, ingest lands nothing twice, the trainer registers a new version.
+kept, ingest lands nothing twice, the trainer registers a new version, and the evaluator
+promotes it only if it passes its gate against the champion.
 Services start in dependency order, each only once healthy (gRPC health SERVING).
 """
 
@@ -35,10 +37,12 @@ from rich.table import Table
 
 from trainer.cli import watch_run
 from wavepod.common.v1 import refs_pb2, values_pb2
+from wavepod.evaluator.v1 import evaluator_pb2 as E
+from wavepod.evaluator.v1 import evaluator_pb2_grpc
 from wavepod.feature.v1 import feature_pb2
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.registry import CHAMPION, alias_version
 from wavepod.runtime.testing.process import ServiceProcess, service_process
 from wavepod.runtime.testing.streams import drain_progress
 from wavepod.signature import ModelSignature
@@ -134,12 +138,27 @@ def _train(address: str, trials: int, seed: int) -> trainer_pb2.Run:
         return stub.GetRun(trainer_pb2.GetRunRequest(run_id=run.run_id), timeout=30)
 
 
-def _publish(address: str, version: str) -> None:
+def _evaluate_and_promote(address: str, version: str) -> E.Evaluation:
+    """The evaluator's gate decides: a version that passes becomes champion (published,
+    alias moved, audited); one that fails leaves the champion where it is."""
     with grpc.insecure_channel(address) as channel:
-        inference_pb2_grpc.InferenceAdminServiceStub(channel).PublishModel(
-            inference_pb2.PublishModelRequest(model=refs_pb2.ModelRef(name=MODEL, version=version)),
-            timeout=120,
-        )
+        stub = evaluator_pb2_grpc.EvaluatorServiceStub(channel)
+        with console.status(f"evaluating {MODEL} version {version}"):
+            evaluation = stub.Evaluate(
+                E.EvaluateRequest(candidate=refs_pb2.ModelRef(name=MODEL, version=version)),
+                timeout=600,
+            )
+        if evaluation.passed:
+            with console.status(f"promoting {MODEL} version {version}"):
+                stub.Promote(
+                    E.PromoteRequest(
+                        model=refs_pb2.ModelRef(name=MODEL, version=version),
+                        evaluation_id=evaluation.evaluation_id,
+                        reason=f"stack: passed its gate against {evaluation.reference}",
+                    ),
+                    timeout=600,
+                )
+        return evaluation
 
 
 def _examples(
@@ -227,6 +246,17 @@ def up(
             "inference",
             {"MODEL_REPOSITORY": str(state / "models"), "MLFLOW_TRACKING_URI": tracking},
         )
+        evaluator = start(
+            "evaluator.server",
+            "evaluator",
+            {
+                "MLFLOW_TRACKING_URI": tracking,
+                "INFERENCE": inference.address,
+                "AUDIT_LOG": str(state / "evaluator-audit.jsonl"),
+                # A laptop running seven services: one-row latency is judged loosely here.
+                "GATE_LATENCY_BUDGET_MS": "20",
+            },
+        )
         gateway = start(
             "gateway.server",
             "gateway",
@@ -246,7 +276,12 @@ def up(
         api = stack.enter_context(serve_fills(fills, fills_token))
         landed = _ingest(ingest.address, customer, api.url)
         run = _train(trainer.address, trials, seed)
-        _publish(inference.address, run.registered_model.version)
+        evaluation = _evaluate_and_promote(evaluator.address, run.registered_model.version)
+        champion = alias_version(tracking, MODEL, CHAMPION)
+        if not champion:
+            failed = "; ".join(g.detail for g in evaluation.gates if not g.passed)
+            console.print(f"[red]the first model failed its gate ({failed}); nothing to serve")
+            raise typer.Exit(code=1)
         maes = _examples(gateway, tracking, run)
 
         summary = Table("", "", title="wavepod stack")
@@ -254,7 +289,14 @@ def up(
         summary.add_row("MLflow", tracking)
         summary.add_row("state", str(state))
         summary.add_row("rows landed", ", ".join(f"{k} {v:,}" for k, v in landed.items()))
-        summary.add_row("model", f"{MODEL} version {run.registered_model.version}")
+        summary.add_row("trained", f"{MODEL} version {run.registered_model.version}")
+        verdict = (
+            "passed"
+            if evaluation.passed
+            else "failed: " + ", ".join(g.gate for g in evaluation.gates if not g.passed)
+        )
+        summary.add_row("gate", f"{verdict} (against {evaluation.reference})")
+        summary.add_row("champion", f"{MODEL} version {champion}")
         m = run.metrics
         summary.add_row(
             "holdout MAE (trainer)",
@@ -267,7 +309,13 @@ def up(
         console.print(summary)
         (state / "summary.json").write_text(
             json.dumps(
-                {**maes, "gateway": gateway.address, "version": run.registered_model.version}
+                {
+                    **maes,
+                    "gateway": gateway.address,
+                    "version": run.registered_model.version,
+                    "gate_passed": evaluation.passed,
+                    "champion": champion,
+                }
             )
         )
         if once:

@@ -25,6 +25,7 @@ def test_the_stack_runs_the_flywheel_and_beats_the_baseline(tmp_path: Path) -> N
     print(summary)
     assert summary["model_mae"] < summary["baseline_mae"]
     assert "example predictions" in first.stdout and "gateway" in first.stdout
+    assert summary["gate_passed"] and summary["champion"] == summary["version"]
 
     # A second start reuses the state: the same data, nothing landed twice, a new version.
     second = _up(tmp_path / "stack")
@@ -33,3 +34,5 @@ def test_the_stack_runs_the_flywheel_and_beats_the_baseline(tmp_path: Path) -> N
     again = json.loads((tmp_path / "stack" / "summary.json").read_text())
     assert int(again["version"]) == int(summary["version"]) + 1
     assert again["model_mae"] == summary["model_mae"]  # same data + seed: same model
+    # As good as the champion (a gain of 0 meets the default gate): promoted.
+    assert again["gate_passed"] and again["champion"] == again["version"]

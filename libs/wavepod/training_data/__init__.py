@@ -1,8 +1,11 @@
-"""Training data: labelled rows of a training set, split by time.
+"""Training sets as the trainer and the evaluator read them: the referenced file (its
+hash checked), its labelled rows, and train / validation / holdout by time, one
+definition for the trainer that fits on them and the evaluator that judges on the same
+holdout.
 
-Rows are ordered by their label time (the moment a prediction would be made). Train,
-validation and holdout are consecutive time ranges; rows sharing a timestamp stay in one
-split, so nothing in an earlier split happens after anything in a later one.
+Rows are ordered by their label time (the moment a prediction would be made). The three
+parts are consecutive time ranges; rows sharing a timestamp stay in one part, so nothing
+in an earlier part happens after anything in a later one.
 """
 
 from __future__ import annotations
@@ -43,37 +46,6 @@ class Split:
         }
 
 
-def read_training_set(uri: str, expected_hash: str) -> pl.DataFrame:
-    path = Path(uri.removeprefix("file://"))
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InvalidArgument(
-            FieldViolation("spec.training_set.uri", f"cannot read {uri}: {error}")
-        ) from None
-    actual = hashlib.sha256(data).hexdigest()
-    if expected_hash and actual != expected_hash:
-        raise FailedPrecondition(
-            f"training set {uri} has sha256 {actual}, not {expected_hash}: it changed since"
-            " it was referenced"
-        )
-    return pl.read_parquet(path)
-
-
-def labelled(frame: pl.DataFrame, label: str, features: list[str]) -> pl.DataFrame:
-    missing = [c for c in (label, LABEL_TIME, *features) if c not in frame.columns]
-    if missing:
-        raise InvalidArgument(
-            FieldViolation("spec.label_column", f"the training set has no column(s) {missing}")
-        )
-    if not frame.schema[label].is_numeric():
-        raise InvalidArgument(
-            FieldViolation("spec.label_column", f"{label!r} is {frame.schema[label]}, not numeric")
-        )
-    # Censored rows carry a null label: a regression on the observed gap leaves them out.
-    return frame.filter(pl.col(label).is_not_null() & pl.col(label).is_not_nan()).sort(LABEL_TIME)
-
-
 def time_split(
     frame: pl.DataFrame, min_rows: int, valid_share: float = 0.15, holdout_share: float = 0.15
 ) -> Split:
@@ -98,3 +70,35 @@ def time_split(
             " the training set spans too few distinct times"
         )
     return split
+
+
+def read_training_set(
+    uri: str, expected_hash: str, field: str = "training_set.uri"
+) -> pl.DataFrame:
+    """The Parquet file at `uri`, after checking it is the one referenced (sha256)."""
+    path = Path(uri.removeprefix("file://"))
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InvalidArgument(FieldViolation(field, f"cannot read {uri}: {error}")) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if expected_hash and actual != expected_hash:
+        raise FailedPrecondition(
+            f"training set {uri} has sha256 {actual}, not {expected_hash}: it changed since"
+            " it was referenced"
+        )
+    return pl.read_parquet(path)
+
+
+def labelled(
+    frame: pl.DataFrame, label: str, features: list[str], field: str = "label_column"
+) -> pl.DataFrame:
+    missing = [c for c in (label, LABEL_TIME, *features) if c not in frame.columns]
+    if missing:
+        raise InvalidArgument(FieldViolation(field, f"the training set has no column(s) {missing}"))
+    if not frame.schema[label].is_numeric():
+        raise InvalidArgument(
+            FieldViolation(field, f"{label!r} is {frame.schema[label]}, not numeric")
+        )
+    # Censored rows carry a null label: a regression on the observed gap leaves them out.
+    return frame.filter(pl.col(label).is_not_null() & pl.col(label).is_not_nan()).sort(LABEL_TIME)

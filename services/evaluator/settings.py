@@ -1,0 +1,41 @@
+"""Evaluator settings: WAVEPOD_EVALUATOR_* (plus the common ones in wavepod.runtime.settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from evaluator.gates import GatePolicy
+from wavepod.runtime import ServiceSettings
+
+
+class EvaluatorSettings(ServiceSettings):
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000", description="MLflow tracking and registry server."
+    )
+    inference: str = Field(
+        "127.0.0.1:8001", description="Inference service whose repository Promote publishes to."
+    )
+    subgroups: str = Field(
+        "age_band,sex,payer,channel", description="Columns whose values are judged separately."
+    )
+    audit_log: Path = Field(
+        Path(".wavepod/evaluator-audit.jsonl"), description="Promotions and rollbacks."
+    )
+    publish_timeout_seconds: float = Field(120.0, gt=0)
+    # The promotion gate's defaults; a request may override any of them.
+    gate_min_improvement: float = Field(0.0, description="Relative MAE gain over the champion.")
+    gate_subgroup_tolerance: float = Field(0.05, ge=0)
+    gate_min_subgroup_rows: int = Field(30, ge=1)
+    gate_max_parity_diff: float = Field(1e-4, gt=0)
+    gate_latency_budget_ms: float = Field(5.0, gt=0)
+
+    def gate_policy(self) -> GatePolicy:
+        return GatePolicy(
+            self.gate_min_improvement,
+            self.gate_subgroup_tolerance,
+            self.gate_min_subgroup_rows,
+            self.gate_max_parity_diff,
+            self.gate_latency_budget_ms,
+        )
