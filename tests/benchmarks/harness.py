@@ -20,11 +20,16 @@ from rich.console import Console
 from rich.table import Table
 
 
-def parse_args(description: str) -> argparse.Namespace:
+def parse_args(
+    description: str, configure: Callable[[argparse.ArgumentParser], object] | None = None
+) -> argparse.Namespace:
+    """The common flags, plus a benchmark's own (`configure` adds them)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke size, for CI")
     parser.add_argument("--json", type=Path, help="write results here")
     parser.add_argument("--threads", type=int, default=2)
+    if configure is not None:
+        configure(parser)
     return parser.parse_args()
 
 
