@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from evaluator.evaluation import Evaluation
 from evaluator.gates import GatePolicy
+from evaluator.health import Health
 from evaluator.promotion import ChampionChange
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
@@ -66,4 +67,35 @@ def change_to_proto(change: ChampionChange) -> E.PromoteResponse:
     return E.PromoteResponse(
         champion=refs_pb2.ModelRef(name=change.model, version=change.champion, alias="champion"),
         previous=refs_pb2.ModelRef(name=change.model, version=change.previous, alias="previous"),
+    )
+
+
+def health_to_proto(health: Health) -> E.ModelHealth:
+    online = health.online
+    metrics = {
+        **online.metrics,
+        "predictions": float(online.predictions),
+        "labelled": float(online.labelled),
+        "coverage": online.coverage,
+        **{f"mae/{key}": m["mae"] for key, m in online.by_version.items()},
+        **{f"mae/{g.dimension}={g.group}": g.metrics["mae"] for g in online.subgroups},
+        **{f"mae/day/{w.start.date().isoformat()}": w.mae for w in online.windows},
+    }
+    return E.ModelHealth(
+        model=refs_pb2.ModelRef(name=health.model, version=health.version),
+        online_metrics=metrics,
+        drift=[
+            E.FeatureDrift(
+                feature=d.feature,
+                psi=d.psi,
+                ks_statistic=d.ks_statistic,
+                ks_p_value=d.ks_p_value,
+                drifted=d.drifted,
+                z_score=d.z_score,
+                rows=d.rows,
+            )
+            for d in health.drift
+        ],
+        retrain_recommended=bool(health.reasons),
+        reasons=health.reasons,
     )

@@ -40,7 +40,8 @@ EVALUATION_ID_TAG = f"{TAG}evaluation.id"
 EVALUATION_PASSED_TAG = f"{TAG}evaluation.passed"
 EVALUATION_FAILED_TAG = f"{TAG}evaluation.failed_gates"
 LATENCY_CALLS = 200
-REPORTS, REPORT_FILE = "evaluations", "report.html"
+REPORTS, REPORT_FILE, REFERENCE_FILE = "evaluations", "report.html", "reference.parquet"
+PREDICTION = "prediction"  # the model's output, as a drift reference column
 
 
 @dataclass(frozen=True)
@@ -203,10 +204,13 @@ class Evaluator:
                 "reference": (reference_predictions - truth).tolist(),
             },
         )
-        self._record(evaluation, candidate.run_id)
+        drift_reference = frame.select(candidate.signature.names).with_columns(
+            pl.Series(PREDICTION, predicted)
+        )
+        self._record(evaluation, candidate.run_id, drift_reference)
         return evaluation
 
-    def _record(self, evaluation: Evaluation, run_id: str) -> None:
+    def _record(self, evaluation: Evaluation, run_id: str, drift_reference: pl.DataFrame) -> None:
         registry = client(self.tracking_uri)
         metrics = {
             **{f"evaluation.{k}": v for k, v in evaluation.candidate_metrics.items()},
@@ -223,6 +227,9 @@ class Evaluator:
             record = {k: v for k, v in asdict(evaluation).items() if k != "residuals"}
             (folder / "evaluation.json").write_text(json.dumps(record, indent=2, default=str))
             (folder / REPORT_FILE).write_text(report.render(evaluation))
+            # What drift is measured against later: the rows judged here, as the model saw
+            # them, and what it answered.
+            drift_reference.write_parquet(folder / REFERENCE_FILE)
             registry.log_artifacts(run_id, str(folder), f"{REPORTS}/{evaluation.evaluation_id}")
         # The verdict Promote reads, on the version itself; written last.
         verdict: tuple[tuple[str, str], ...] = (

@@ -4,16 +4,27 @@ served by the inference service, every move in the audit log."""
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import polars as pl
 import pytest
 import tritonclient.grpc as triton
+from google.protobuf.timestamp_pb2 import Timestamp
 from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
 
+from evaluator.evaluation import EVALUATION_ID_TAG, PREDICTION, REFERENCE_FILE, REPORTS
 from feature.testing import small_pharmacy, write_lake
+from gateway.feedback import Feedback, FeedbackForwarder
+from gateway.ingest_client import IngestClient
+from gateway.log_shipper import PREDICTION_LOG_SCHEMA, to_event
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
 from wavepod.evaluator.v1 import evaluator_pb2_grpc
@@ -39,6 +50,7 @@ class Stack:
     inference: str
     audit: Path
     versions: tuple[str, str]
+    ingest: str
 
 
 def _train(address: str, trials: int, seed: int) -> str:
@@ -91,9 +103,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             },
         ) as inference,
         service_process(
+            "ingest.server",
+            "ingest",
+            {
+                "WAVEPOD_INGEST_LAKE_ROOT": str(state / "ingest-lake"),
+                "WAVEPOD_INGEST_PII_KEY_REF": "env:EVALUATOR_TEST_PII_KEY",
+                "EVALUATOR_TEST_PII_KEY": "test-key",
+            },
+        ) as ingest,
+        service_process(
             "evaluator.server",
             "evaluator",
             {
+                "WAVEPOD_EVALUATOR_LAKE": f"ingest://{ingest.address}",
                 "WAVEPOD_EVALUATOR_MLFLOW_TRACKING_URI": tracking,
                 "WAVEPOD_EVALUATOR_INFERENCE": inference.address,
                 "WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE": str(tokens),
@@ -109,6 +131,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             inference.address,
             state / "audit.jsonl",
             versions,
+            ingest.address,
         )
 
 
@@ -249,3 +272,89 @@ def test_unknown_versions_and_missing_fields_get_clear_statuses(stack: Stack) ->
         )
     assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "candidate.version" in (missing.value.details() or "")
+
+
+def _land(stack: Stack, records: list[dict], outcomes: dict[str, float]) -> None:
+    """Prediction-log records and feedback into the lake, the way the gateway sends them."""
+
+    async def send() -> None:
+        async with grpc.aio.insecure_channel(stack.ingest) as channel:
+            ingest = IngestClient(channel, 60.0)
+            await ingest.send(PREDICTION_LOG_SCHEMA, [to_event(r) for r in records])
+            forwarder = FeedbackForwarder(ingest)
+            for prediction_id, observed in outcomes.items():
+                await forwarder.submit(Feedback(prediction_id, "", None, observed), "pharmacy")
+
+    asyncio.run(send())
+
+
+def _records(rows: list[dict], version: str, start: float, shift: float = 0.0) -> list[dict]:
+    return [
+        {
+            "prediction_id": uuid.uuid4().hex,
+            "route": "champion",
+            "model": MODEL,
+            "version": version,
+            "entity_id": f"rx-{i}",
+            "prediction": row.pop(PREDICTION),
+            "latency_ms": 1.0,
+            "inputs": {**row, "days_supply": row["days_supply"] + shift},
+            "at": start + i,
+        }
+        for i, row in enumerate(rows)
+    ]
+
+
+def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
+    champion = _aliases(stack)["champion"]
+    mlflow = MlflowClient(tracking_uri=stack.mlflow, registry_uri=stack.mlflow)
+    found = mlflow.get_model_version(MODEL, champion)
+    run = mlflow.get_run(found.run_id or "")
+    evaluation_id = (found.tags or {})[EVALUATION_ID_TAG]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download_artifacts(
+            artifact_uri=f"{run.info.artifact_uri}/{REPORTS}/{evaluation_id}/{REFERENCE_FILE}",
+            dst_path=tmp,
+            tracking_uri=stack.mlflow,
+        )
+        reference = pl.read_parquet(path)
+    # Answers to requests like the ones the model was judged on: a random sample of them.
+    sample = reference.sample(n=min(400, reference.height), seed=3).to_dicts()
+    now = time.time()
+    steady = _records([dict(r) for r in sample], champion, now - 3600)
+    # Outcomes for three in four; prediction - truth alternates +2 and -4 days (an even
+    # count of them: MAE 3, bias -1).
+    labelled = steady[: len(steady) // 8 * 6]
+    outcomes = {
+        r["prediction_id"]: r["prediction"] - (2.0 if i % 2 else -4.0)
+        for i, r in enumerate(labelled)
+    }
+    _land(stack, steady, outcomes)
+
+    request = E.GetModelHealthRequest(model=refs_pb2.ModelRef(name=MODEL))
+    health = stack.evaluator.GetModelHealth(request, metadata=CI, timeout=60)
+    metrics = health.online_metrics
+    assert health.model.version == champion
+    assert metrics["predictions"] == len(steady) and metrics["labelled"] == len(labelled)
+    assert metrics["coverage"] == pytest.approx(len(labelled) / len(steady))
+    assert metrics["mae"] == pytest.approx(3.0) and metrics["bias"] == pytest.approx(-1.0)
+    assert metrics[f"mae/{champion}/champion"] == pytest.approx(3.0)
+    assert any(key.startswith("mae/payer=") for key in metrics)
+    drift = {d.feature: d for d in health.drift}
+    assert {"days_supply", PREDICTION} <= set(drift)
+    assert not any(d.drifted for d in health.drift), [d for d in health.drift if d.drifted]
+    assert not health.retrain_recommended
+
+    # Later requests carry a shifted days supply (a payer forcing 90-day fills, say).
+    shifted_from = time.time()
+    shifted = _records([dict(r) for r in sample], champion, shifted_from, shift=60.0)
+    _land(stack, shifted, {})
+    since = Timestamp()
+    since.FromSeconds(int(shifted_from))
+    request = E.GetModelHealthRequest(model=refs_pb2.ModelRef(name=MODEL), since=since)
+    health = stack.evaluator.GetModelHealth(request, metadata=CI, timeout=60)
+    drift = {d.feature: d for d in health.drift}
+    assert drift["days_supply"].drifted and drift["days_supply"].psi > 1.0
+    assert health.online_metrics["predictions"] == len(shifted)
+    assert health.retrain_recommended
+    assert any(reason.startswith("days_supply drifted") for reason in health.reasons)

@@ -1,19 +1,22 @@
 """The evaluator service process: `./pants run services/evaluator:server`.
 
-Evaluates registered model versions against the champion, and moves the champion alias
-(Promote / Rollback, role `admin`, audited) after publishing to the inference service.
+Evaluates registered model versions against the champion, moves the champion alias
+(Promote / Rollback, role `admin`, audited) after publishing to the inference service, and
+reports a model's health in production (online metrics, drift) from the lake.
 Settings come from WAVEPOD_EVALUATOR_* (evaluator/settings.py).
 """
 
 import grpc
 
 from evaluator.evaluation import Evaluator
+from evaluator.health import HealthCheck
 from evaluator.promotion import Promoter
 from evaluator.servicer import EvaluatorServicer
 from evaluator.settings import EvaluatorSettings
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
+from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.channels import connect
@@ -59,9 +62,12 @@ def app(settings: EvaluatorSettings) -> ServiceApp:
             await channel.close()
 
     subgroups = tuple(s.strip() for s in settings.subgroups.split(",") if s.strip())
+    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    lake = open_lake(settings.lake, token, settings.outgoing_timeout_seconds)
     servicer = EvaluatorServicer(
         Evaluator(settings.mlflow_tracking_uri, subgroups),
         Promoter(settings.mlflow_tracking_uri, publish, AuditLog(settings.audit_log)),
+        HealthCheck(settings.mlflow_tracking_uri, lake, subgroups, settings.health_policy()),
         settings.gate_policy(),
     )
     return ServiceApp(

@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 from evaluator import convert
 from evaluator.evaluation import REPORT_FILE, REPORTS, Evaluator
 from evaluator.gates import GatePolicy
+from evaluator.health import HealthCheck
 from evaluator.promotion import Promoter
 from wavepod.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from wavepod.registry import client, registry_error
@@ -20,7 +21,7 @@ from wavepod.runtime import unbuilt
 from wavepod.runtime.auth import current_principal
 from wavepod.runtime.status import FieldViolation, InvalidArgument
 
-NOT_BUILT = "online metrics and drift (GetModelHealth) arrive with the monitoring milestone"
+NOT_BUILT = "not offered by the evaluator"
 
 _Base = unbuilt(
     evaluator_pb2_grpc.EvaluatorServiceServicer,
@@ -41,9 +42,12 @@ def _require(value: str, field: str) -> str:
 
 
 class EvaluatorServicer(_Base):  # type: ignore[valid-type,misc]
-    def __init__(self, evaluator: Evaluator, promoter: Promoter, defaults: GatePolicy) -> None:
+    def __init__(
+        self, evaluator: Evaluator, promoter: Promoter, health: HealthCheck, defaults: GatePolicy
+    ) -> None:
         self._evaluator = evaluator
         self._promoter = promoter
+        self._health = health
         self._defaults = defaults
 
     async def Evaluate(
@@ -112,3 +116,15 @@ class EvaluatorServicer(_Base):  # type: ignore[valid-type,misc]
                 ) from None
 
         return await asyncio.to_thread(load)
+
+    async def GetModelHealth(
+        self, request: evaluator_pb2.GetModelHealthRequest, context: grpc.aio.ServicerContext
+    ) -> evaluator_pb2.ModelHealth:
+        name = _require(request.model.name, "model.name")
+        since = request.since.ToDatetime() if request.HasField("since") else None
+        try:
+            health = await asyncio.to_thread(self._health.check, name, request.model.version, since)
+        except MlflowException as error:
+            uri = self._evaluator.tracking_uri
+            raise registry_error(error, f"health of {name}", uri) from None
+        return convert.health_to_proto(health)

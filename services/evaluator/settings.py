@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import Field
 
+from evaluator.drift import DriftPolicy
 from evaluator.gates import GatePolicy
+from evaluator.health import HealthPolicy
 from wavepod.runtime import ServiceSettings
 
 
@@ -24,12 +26,31 @@ class EvaluatorSettings(ServiceSettings):
         Path(".wavepod/evaluator-audit.jsonl"), description="Promotions and rollbacks."
     )
     publish_timeout_seconds: float = Field(120.0, gt=0)
+    lake: str = Field(
+        "ingest://127.0.0.1:50051",
+        description="Where the prediction log and feedback land: ingest://host:port or a folder.",
+    )
+    # Monitoring (GetModelHealth).
+    drift_max_psi: float = Field(0.2, gt=0)
+    drift_max_ks: float = Field(0.1, gt=0)
+    drift_max_abs_z: float = Field(6.0, gt=0)
+    online_tolerance: float = Field(
+        0.2, ge=0, description="Online MAE may exceed the evaluated MAE by this share."
+    )
+    online_min_labelled: int = Field(30, ge=1, description="Outcomes before judging online MAE.")
     # The promotion gate's defaults; a request may override any of them.
     gate_min_improvement: float = Field(0.0, description="Relative MAE gain over the champion.")
     gate_subgroup_tolerance: float = Field(0.05, ge=0)
     gate_min_subgroup_rows: int = Field(30, ge=1)
     gate_max_parity_diff: float = Field(1e-4, gt=0)
     gate_latency_budget_ms: float = Field(5.0, gt=0)
+
+    def health_policy(self) -> HealthPolicy:
+        return HealthPolicy(
+            DriftPolicy(self.drift_max_psi, self.drift_max_ks, self.drift_max_abs_z),
+            self.online_tolerance,
+            self.online_min_labelled,
+        )
 
     def gate_policy(self) -> GatePolicy:
         return GatePolicy(

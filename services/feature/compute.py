@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from feature.definition import Feature, FeatureSet
-from feature.lake import INGESTED_AT
+from wavepod.lake import INGESTED_AT
 
 AVAILABLE_AT = "available_at"
 CENSORED = "censored"

@@ -15,11 +15,11 @@ import polars as pl
 
 from feature.compute import LABEL_TIME, labels
 from feature.definition import FeatureRegistry, FeatureSet
-from feature.lake import Lake, history_cutoff, scan
 from feature.materialize import MaterializeResult, OfflineStore, materialize, write_online
 from feature.online.store import OnlineStore, OnlineValue
 from feature.stats import FeatureStats, feature_stats
 from feature.training import TrainingSet, build_training_set
+from wavepod.lake import Lake, history_cutoff, scan
 from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import FieldViolation, InvalidArgument, NotFound
 

@@ -14,7 +14,6 @@ import pytest
 import feature.materialize as materialize_module
 from feature.definition import Feature, FeatureRegistry, FeatureSet
 from feature.engine import FeatureEngine
-from feature.lake import DirectoryLake, LakeFile
 from feature.online.memory import MemoryStore
 from feature.online.redis_store import RedisStore
 from feature.online.store import OnlineStore
@@ -22,6 +21,7 @@ from feature.sets import builtin_registry
 from feature.sets.refill import REFILL_V1
 from feature.stats import PARTITION, merge, summarize
 from feature.testing import small_pharmacy, write_fills, write_lake
+from wavepod.lake import DirectoryLake, LakeFile
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, NotFound
 from wavepod.simulator.generate import PharmacyData
 from wavepod.testing.redis import redis_server

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feature.lake import open_lake
+from wavepod.lake import open_lake
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.status import FailedPrecondition, NotFound
 from wavepod.runtime.testing.process import service_process
@@ -24,5 +24,5 @@ def test_ingest_lake_authenticates_with_the_service_token(tmp_path: Path) -> Non
         # Authenticated: the answer is about the dataset, not the caller.
         with pytest.raises(NotFound, match="unknown dataset 'fills'"):
             open_lake(f"ingest://{ingest.address}", "feature-token").files("fills")
-        with pytest.raises(FailedPrecondition, match="refused the feature service's token"):
+        with pytest.raises(FailedPrecondition, match="refused this service's token"):
             open_lake(f"ingest://{ingest.address}").files("fills")

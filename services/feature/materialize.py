@@ -30,9 +30,9 @@ import polars as pl
 
 from feature.compute import feature_frame
 from feature.definition import FeatureSet
-from feature.lake import Lake, LakeFile, arrived_late, history_cutoff, scan
 from feature.online.store import OnlineRow, OnlineStore
 from feature.stats import PARTITION, SCHEMA, choose_edges, summarize
+from wavepod.lake import Lake, LakeFile, arrived_late, history_cutoff, scan
 from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument
 

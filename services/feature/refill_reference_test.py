@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 
 from feature.engine import FeatureEngine
-from feature.lake import DirectoryLake
 from feature.online.memory import MemoryStore
 from feature.sets import builtin_registry
 from feature.testing import small_pharmacy, write_lake
+from wavepod.lake import DirectoryLake
 
 Row = dict[str, Any]
 HORIZON = 180

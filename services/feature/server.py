@@ -6,12 +6,12 @@ Settings come from WAVEPOD_FEATURE_* environment variables (feature/settings.py)
 from datetime import timedelta
 
 from feature.engine import FeatureEngine
-from feature.lake import open_lake
 from feature.online.store import open_online_store
 from feature.servicer import FeatureServicer
 from feature.sets import builtin_registry
 from feature.settings import FeatureSettings
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
+from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
 
 DEFAULT_PORT = 50052

@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import polars as pl  # noqa: E402
 
-from feature.lake import DirectoryLake  # noqa: E402
 from feature.materialize import OfflineStore, materialize  # noqa: E402
 from feature.sets.refill import REFILL_V1  # noqa: E402
 from feature.testing import write_lake  # noqa: E402
+from wavepod.lake import DirectoryLake  # noqa: E402
 from wavepod.simulator.config import SimulationConfig  # noqa: E402
 from wavepod.simulator.generate import simulate  # noqa: E402
 

@@ -37,7 +37,6 @@ from feast.types import Float64, Int64, String  # noqa: E402
 from feast.value_type import ValueType  # noqa: E402
 
 from feature.engine import FeatureEngine  # noqa: E402
-from feature.lake import DirectoryLake  # noqa: E402
 from feature.online.memory import MemoryStore  # noqa: E402
 from feature.online.redis_store import RedisStore  # noqa: E402
 from feature.online.store import OnlineStore  # noqa: E402
@@ -45,6 +44,7 @@ from feature.sets import builtin_registry  # noqa: E402
 from feature.sets.refill import REFILL_V1  # noqa: E402
 from feature.testing import write_lake  # noqa: E402
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc  # noqa: E402
+from wavepod.lake import DirectoryLake  # noqa: E402
 from wavepod.runtime.testing.process import service_process  # noqa: E402
 from wavepod.simulator.config import SimulationConfig  # noqa: E402
 from wavepod.simulator.generate import simulate  # noqa: E402

@@ -1,4 +1,5 @@
-"""Where feature sets read their sources: committed lake files and when each was committed.
+"""Reading the lake: committed files of a dataset and when each was committed (feature
+sets read their sources through it; the evaluator reads the prediction log and feedback).
 
 Two backends behind one small interface, chosen by URL (`open_lake`):
 - `ingest://host:port`: the ingest service's lineage (the production path): only files of
@@ -65,7 +66,7 @@ class DirectoryLake:
 
 
 class IngestLake:
-    """Reads the ingest service's lineage over gRPC (sync: feature work runs in threads)."""
+    """Reads the ingest service's lineage over gRPC (sync: callers run it in threads)."""
 
     def __init__(self, target: str, token: str | None = None, timeout: float = 30.0) -> None:
         self._channel = grpc.insecure_channel(target)
@@ -89,8 +90,8 @@ class IngestLake:
                 grpc.StatusCode.PERMISSION_DENIED,
             ):
                 raise FailedPrecondition(
-                    f"ingest at {self._target} refused the feature service's token"
-                    f" ({error.code().name}: {error.details()}); set WAVEPOD_FEATURE_AUTH_TOKEN"
+                    f"ingest at {self._target} refused this service's token"
+                    f" ({error.code().name}: {error.details()}); set WAVEPOD_<SERVICE>_AUTH_TOKEN"
                 ) from None
             raise Unavailable(
                 f"ingest at {self._target} answered {error.code().name}: {error.details()}"
