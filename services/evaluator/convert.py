@@ -8,6 +8,7 @@ from evaluator.evaluation import Evaluation
 from evaluator.gates import GatePolicy
 from evaluator.health import Health
 from evaluator.promotion import ChampionChange
+from evaluator.retrain import RetrainResult
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
 
@@ -99,3 +100,16 @@ def health_to_proto(health: Health) -> E.ModelHealth:
         retrain_recommended=bool(health.reasons),
         reasons=health.reasons,
     )
+
+
+def retrain_to_proto(result: RetrainResult) -> E.RetrainOutcome:
+    outcome = E.RetrainOutcome(
+        health=health_to_proto(result.health),
+        started=bool(result.trainer_run_id),
+        trainer_run_id=result.trainer_run_id,
+        candidate=refs_pb2.ModelRef(name=result.health.model, version=result.version),
+        promoted=result.promoted,
+    )
+    if result.evaluation is not None:
+        outcome.evaluation.CopyFrom(evaluation_to_proto(result.evaluation))
+    return outcome

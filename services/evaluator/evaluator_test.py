@@ -116,6 +116,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "evaluator",
             {
                 "WAVEPOD_EVALUATOR_LAKE": f"ingest://{ingest.address}",
+                "WAVEPOD_EVALUATOR_TRAINER": trainer.address,
                 "WAVEPOD_EVALUATOR_MLFLOW_TRACKING_URI": tracking,
                 "WAVEPOD_EVALUATOR_INFERENCE": inference.address,
                 "WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE": str(tokens),
@@ -358,3 +359,30 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     assert health.online_metrics["predictions"] == len(shifted)
     assert health.retrain_recommended
     assert any(reason.startswith("days_supply drifted") for reason in health.reasons)
+
+
+def test_the_retrain_loop_retrains_judges_and_promotes_on_drift(stack: Stack) -> None:
+    """After the drifted window above: one pass of the loop, no human decision in it."""
+    champion = _aliases(stack)["champion"]
+    request = E.RetrainRequest(model_name=MODEL)
+    with pytest.raises(grpc.RpcError) as denied:
+        stack.evaluator.Retrain(request, metadata=CI, timeout=30)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    outcome = stack.evaluator.Retrain(request, metadata=OPS, timeout=900)
+    assert outcome.health.retrain_recommended and outcome.started
+    new = outcome.candidate.version
+    assert int(new) > max(int(v) for v in stack.versions)
+    # Same data and seed as the champion's run: as good as it, which the default gate
+    # (no loss allowed) passes.
+    assert outcome.evaluation.reference == f"champion version {champion}"
+    assert outcome.evaluation.passed and outcome.promoted
+    assert _aliases(stack) == {"champion": new, "previous": champion}
+    assert _serving(stack) == {new}
+    last = AuditLog(stack.audit).entries()[-2:]
+    assert [(e.actor, e.action, e.target) for e in last] == [
+        ("ops", "model.promote", f"{MODEL}:{new}"),
+        ("ops", "model.retrain", f"{MODEL}:{new}"),
+    ]
+    assert last[1].detail["promoted"]
+    assert any(r.startswith("days_supply drifted") for r in last[1].detail["reasons"])

@@ -2,15 +2,20 @@
 
 Evaluates registered model versions against the champion, moves the champion alias
 (Promote / Rollback, role `admin`, audited) after publishing to the inference service, and
-reports a model's health in production (online metrics, drift) from the lake.
+reports a model's health in production (online metrics, drift) from the lake; the retrain
+loop (Retrain, or every RETRAIN_CHECK_SECONDS for RETRAIN_MODELS) acts on it.
 Settings come from WAVEPOD_EVALUATOR_* (evaluator/settings.py).
 """
+
+import asyncio
+from datetime import timedelta
 
 import grpc
 
 from evaluator.evaluation import Evaluator
 from evaluator.health import HealthCheck
 from evaluator.promotion import Promoter
+from evaluator.retrain import RetrainLoop
 from evaluator.servicer import EvaluatorServicer
 from evaluator.settings import EvaluatorSettings
 from wavepod.common.v1 import refs_pb2
@@ -30,17 +35,22 @@ METHOD_ROLES = {
     f"{SERVICE}GetModelHealth": frozenset({"evaluate", "admin"}),
     f"{SERVICE}Promote": frozenset({"admin"}),
     f"{SERVICE}Rollback": frozenset({"admin"}),
+    f"{SERVICE}Retrain": frozenset({"admin"}),
 }
 
 
 def app(settings: EvaluatorSettings) -> ServiceApp:
-    channels: list[grpc.aio.Channel] = []
+    channels: dict[str, grpc.aio.Channel] = {}
+    loops: list[asyncio.Task[None]] = []
+
+    def channel(target: str) -> grpc.aio.Channel:
+        # aio channels bind to the running loop: made on first use, inside the server.
+        if target not in channels:
+            channels[target] = connect(target, settings)
+        return channels[target]
 
     async def publish(name: str, version: str) -> None:
-        # aio channels bind to the running loop: made on first use, inside the server.
-        if not channels:
-            channels.append(connect(settings.inference, settings))
-        stub = inference_pb2_grpc.InferenceAdminServiceStub(channels[0])
+        stub = inference_pb2_grpc.InferenceAdminServiceStub(channel(settings.inference))
         try:
             await stub.PublishModel(
                 inference_pb2.PublishModelRequest(
@@ -58,23 +68,44 @@ def app(settings: EvaluatorSettings) -> ServiceApp:
             ) from None
 
     async def close() -> None:
-        for channel in channels:
-            await channel.close()
+        for task in loops:
+            task.cancel()
+        for open_channel in channels.values():
+            await open_channel.close()
 
     subgroups = tuple(s.strip() for s in settings.subgroups.split(",") if s.strip())
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
     lake = open_lake(settings.lake, token, settings.outgoing_timeout_seconds)
-    servicer = EvaluatorServicer(
-        Evaluator(settings.mlflow_tracking_uri, subgroups),
-        Promoter(settings.mlflow_tracking_uri, publish, AuditLog(settings.audit_log)),
-        HealthCheck(settings.mlflow_tracking_uri, lake, subgroups, settings.health_policy()),
+    audit = AuditLog(settings.audit_log)
+    evaluator = Evaluator(settings.mlflow_tracking_uri, subgroups)
+    promoter = Promoter(settings.mlflow_tracking_uri, publish, audit)
+    health = HealthCheck(settings.mlflow_tracking_uri, lake, subgroups, settings.health_policy())
+    retrain = RetrainLoop(
+        health,
+        evaluator,
+        promoter,
+        lambda: channel(settings.trainer),
         settings.gate_policy(),
+        timedelta(hours=settings.monitor_window_hours),
+        audit,
+        settings.retrain_run_timeout_seconds,
     )
+    servicer = EvaluatorServicer(evaluator, promoter, health, retrain, settings.gate_policy())
+    watched = [m.strip() for m in settings.retrain_models.split(",") if m.strip()]
+
+    async def start_loop() -> bool:
+        if watched and settings.retrain_check_seconds > 0:
+            loops.append(
+                asyncio.create_task(retrain.watch(watched, settings.retrain_check_seconds))
+            )
+        return True
+
     return ServiceApp(
         name="evaluator",
         registrations=[
             Registration.of(evaluator_pb2, evaluator_pb2_grpc, "EvaluatorService", servicer)
         ],
+        readiness=start_loop,
         flush_hooks=[close],
         method_roles=METHOD_ROLES,
     )

@@ -15,6 +15,7 @@ from evaluator.evaluation import REPORT_FILE, REPORTS, Evaluator
 from evaluator.gates import GatePolicy
 from evaluator.health import HealthCheck
 from evaluator.promotion import Promoter
+from evaluator.retrain import RetrainLoop
 from wavepod.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from wavepod.registry import client, registry_error
 from wavepod.runtime import unbuilt
@@ -43,11 +44,17 @@ def _require(value: str, field: str) -> str:
 
 class EvaluatorServicer(_Base):  # type: ignore[valid-type,misc]
     def __init__(
-        self, evaluator: Evaluator, promoter: Promoter, health: HealthCheck, defaults: GatePolicy
+        self,
+        evaluator: Evaluator,
+        promoter: Promoter,
+        health: HealthCheck,
+        retrain: RetrainLoop,
+        defaults: GatePolicy,
     ) -> None:
         self._evaluator = evaluator
         self._promoter = promoter
         self._health = health
+        self._retrain = retrain
         self._defaults = defaults
 
     async def Evaluate(
@@ -128,3 +135,15 @@ class EvaluatorServicer(_Base):  # type: ignore[valid-type,misc]
             uri = self._evaluator.tracking_uri
             raise registry_error(error, f"health of {name}", uri) from None
         return convert.health_to_proto(health)
+
+    async def Retrain(
+        self, request: evaluator_pb2.RetrainRequest, context: grpc.aio.ServicerContext
+    ) -> evaluator_pb2.RetrainOutcome:
+        name = _require(request.model_name, "model_name")
+        try:
+            result = await self._retrain.run_once(_actor(), name, request.force)
+        except MlflowException as error:
+            raise registry_error(
+                error, f"retraining {name}", self._evaluator.tracking_uri
+            ) from None
+        return convert.retrain_to_proto(result)

@@ -38,6 +38,14 @@ class EvaluatorSettings(ServiceSettings):
         0.2, ge=0, description="Online MAE may exceed the evaluated MAE by this share."
     )
     online_min_labelled: int = Field(30, ge=1, description="Outcomes before judging online MAE.")
+    # The retrain loop.
+    trainer: str = Field("127.0.0.1:50053", description="Trainer service the loop starts runs on.")
+    monitor_window_hours: float = Field(168.0, gt=0, description="Predictions health looks at.")
+    retrain_models: str = Field("", description="Models the loop watches (comma-separated).")
+    retrain_check_seconds: float = Field(
+        0.0, ge=0, description="How often the loop checks them; 0: only on Retrain calls."
+    )
+    retrain_run_timeout_seconds: float = Field(3600.0, gt=0)
     # The promotion gate's defaults; a request may override any of them.
     gate_min_improvement: float = Field(0.0, description="Relative MAE gain over the champion.")
     gate_subgroup_tolerance: float = Field(0.05, ge=0)
