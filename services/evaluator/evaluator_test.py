@@ -21,10 +21,10 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from evaluator.evaluation import EVALUATION_ID_TAG, PREDICTION, REFERENCE_FILE, REPORTS
-from feature.testing import small_pharmacy, write_lake
 from gateway.feedback import Feedback, FeedbackForwarder
 from gateway.ingest_client import IngestClient
 from gateway.log_shipper import PREDICTION_LOG_SCHEMA, to_event
+from trainer.testing import model_plane
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
 from wavepod.evaluator.v1 import evaluator_pb2_grpc
@@ -32,7 +32,6 @@ from wavepod.feature.v1 import feature_pb2
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import service_process
-from wavepod.testing.mlflow import mlflow_server
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 MODEL = "refill-eval"
@@ -74,34 +73,12 @@ def _train(address: str, trials: int, seed: int) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("evaluator")
-    write_lake(state / "lake", small_pharmacy(patients=600))
     tokens = state / "tokens"
     tokens.write_text(
         f"{hash_token('ops-token')} ops admin\n{hash_token('ci-token')} ci evaluate\n"
     )
-    feature_env = {
-        "WAVEPOD_FEATURE_LAKE": str(state / "lake"),
-        "WAVEPOD_FEATURE_STORE_ROOT": str(state / "features"),
-    }
     with (
-        mlflow_server(state / "mlflow") as tracking,
-        service_process("feature.server", "feature", feature_env) as feature,
-        service_process(
-            "trainer.server",
-            "trainer",
-            {
-                "WAVEPOD_TRAINER_FEATURE_SERVICE": feature.address,
-                "WAVEPOD_TRAINER_MLFLOW_TRACKING_URI": tracking,
-            },
-        ) as trainer,
-        service_process(
-            "inference.server",
-            "inference",
-            {
-                "WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(state / "models"),
-                "WAVEPOD_INFERENCE_MLFLOW_TRACKING_URI": tracking,
-            },
-        ) as inference,
+        model_plane(state) as plane,
         service_process(
             "ingest.server",
             "ingest",
@@ -116,20 +93,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "evaluator",
             {
                 "WAVEPOD_EVALUATOR_LAKE": f"ingest://{ingest.address}",
-                "WAVEPOD_EVALUATOR_TRAINER": trainer.address,
-                "WAVEPOD_EVALUATOR_MLFLOW_TRACKING_URI": tracking,
-                "WAVEPOD_EVALUATOR_INFERENCE": inference.address,
+                "WAVEPOD_EVALUATOR_TRAINER": plane.trainer.address,
+                "WAVEPOD_EVALUATOR_MLFLOW_TRACKING_URI": plane.mlflow,
+                "WAVEPOD_EVALUATOR_INFERENCE": plane.inference.address,
                 "WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE": str(tokens),
                 "WAVEPOD_EVALUATOR_AUDIT_LOG": str(state / "audit.jsonl"),
+                # The retrain pass judges with the service's gate: one-row latency on a
+                # busy CI box gets a loose budget (the rule is tested in gates_test).
+                "WAVEPOD_EVALUATOR_GATE_LATENCY_BUDGET_MS": "50",
             },
         ) as evaluator,
         grpc.insecure_channel(evaluator.address) as channel,
     ):
-        versions = (_train(trainer.address, 2, 1), _train(trainer.address, 6, 7))
+        versions = (_train(plane.trainer.address, 2, 1), _train(plane.trainer.address, 6, 7))
         yield Stack(
-            tracking,
+            plane.mlflow,
             evaluator_pb2_grpc.EvaluatorServiceStub(channel),
-            inference.address,
+            plane.inference.address,
             state / "audit.jsonl",
             versions,
             ingest.address,

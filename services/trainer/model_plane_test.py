@@ -19,15 +19,13 @@ from grpc_status import rpc_status
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from feature.testing import small_pharmacy, write_lake
 from trainer import cli
+from trainer.testing import GIT_SHA, model_plane
 from wavepod.common.v1 import refs_pb2
 from wavepod.feature.v1 import feature_pb2
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
-from wavepod.runtime.testing.process import service_process
 from wavepod.signature import TRITON_CONFIG_PARAMETER, ModelSignature
 from wavepod.signature.frames import encode_frame
-from wavepod.testing.mlflow import mlflow_server
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 MODEL = "refill-e2e"
@@ -49,33 +47,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("model-plane")
-    write_lake(state / "lake", small_pharmacy(patients=600))
-    feature_env = {
-        "WAVEPOD_FEATURE_LAKE": str(state / "lake"),
-        "WAVEPOD_FEATURE_STORE_ROOT": str(state / "features"),
-    }
-    with (
-        mlflow_server(state / "mlflow") as tracking,
-        service_process("feature.server", "feature", feature_env) as feature,
-        service_process(
-            "trainer.server",
-            "trainer",
-            {
-                "WAVEPOD_TRAINER_FEATURE_SERVICE": feature.address,
-                "WAVEPOD_TRAINER_MLFLOW_TRACKING_URI": tracking,
-                "WAVEPOD_TRAINER_GIT_SHA": "0123abc",
-            },
-        ) as trainer,
-        service_process(
-            "inference.server",
-            "inference",
-            {
-                "WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(state / "models"),
-                "WAVEPOD_INFERENCE_MLFLOW_TRACKING_URI": tracking,
-            },
-        ) as inference,
-    ):
-        yield Stack(tracking, trainer.address, inference.address, state)
+    with model_plane(state) as plane:
+        yield Stack(plane.mlflow, plane.trainer.address, plane.inference.address, state)
 
 
 def _spec(**changes: object) -> trainer_pb2.RunSpec:
@@ -145,14 +118,14 @@ def test_a_run_registers_a_verified_model_that_beats_the_baseline(
     assert tags["wavepod.training_set.sha256"] == hashlib.sha256(Path(uri).read_bytes()).hexdigest()
     assert tags["wavepod.feature_set"] == "refill:1"
     assert len(tags["wavepod.feature_set.definition_hash"]) == 64
-    assert tags["wavepod.git_sha"] == "0123abc"
+    assert tags["wavepod.git_sha"] == GIT_SHA
     assert version.run_id == run.mlflow_run_id
     # Promotion is the evaluator's: the trainer sets no alias.
     assert client.get_registered_model(MODEL).aliases == {}
 
     mlflow_run = client.get_run(run.mlflow_run_id)
     assert mlflow_run.data.params["env.lightgbm"] and mlflow_run.data.params["seed"] == "7"
-    assert mlflow_run.data.tags["mlflow.source.git.commit"] == "0123abc"
+    assert mlflow_run.data.tags["mlflow.source.git.commit"] == GIT_SHA
     history = client.get_metric_history(run.mlflow_run_id, "trial_valid_mae")
     assert sorted(m.step for m in history) == list(range(TRIALS))
     artifacts = {a.path for a in client.list_artifacts(run.mlflow_run_id)}

@@ -1,0 +1,54 @@
+"""The model plane as processes, for tests that need models trained for real: a simulated
+lake, MLflow, and the feature, trainer and inference services (never in the server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from feature.testing import small_pharmacy, write_lake
+from wavepod.runtime.testing.process import ServiceProcess, service_process
+from wavepod.testing.mlflow import mlflow_server
+
+GIT_SHA = "0123abc"  # what the trainer records as lineage here
+
+
+@dataclass(frozen=True)
+class ModelPlane:
+    mlflow: str
+    feature: ServiceProcess
+    trainer: ServiceProcess
+    inference: ServiceProcess
+
+
+@contextmanager
+def model_plane(state: Path, patients: int = 600) -> Iterator[ModelPlane]:
+    write_lake(state / "lake", small_pharmacy(patients=patients))
+    feature_env = {
+        "WAVEPOD_FEATURE_LAKE": str(state / "lake"),
+        "WAVEPOD_FEATURE_STORE_ROOT": str(state / "features"),
+    }
+    with (
+        mlflow_server(state / "mlflow") as tracking,
+        service_process("feature.server", "feature", feature_env) as feature,
+        service_process(
+            "trainer.server",
+            "trainer",
+            {
+                "WAVEPOD_TRAINER_FEATURE_SERVICE": feature.address,
+                "WAVEPOD_TRAINER_MLFLOW_TRACKING_URI": tracking,
+                "WAVEPOD_TRAINER_GIT_SHA": GIT_SHA,
+            },
+        ) as trainer,
+        service_process(
+            "inference.server",
+            "inference",
+            {
+                "WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(state / "models"),
+                "WAVEPOD_INFERENCE_MLFLOW_TRACKING_URI": tracking,
+            },
+        ) as inference,
+    ):
+        yield ModelPlane(tracking, feature, trainer, inference)
