@@ -12,6 +12,9 @@ window and binary searches into the reference, with no pass over the reference r
   the pooled samples; the p-value is scipy's asymptotic one (kstwo, as ks_2samp uses for
   large samples).
 - z-score of the current mean against the reference mean and its standard error.
+
+Categorical features get PSI over their categories (a category the reference never saw
+counts against a floored share); KS and z are not defined for them (NaN).
 """
 
 from __future__ import annotations
@@ -130,3 +133,33 @@ def compare_all(
     references: Sequence[Reference], current: dict[str, np.ndarray], policy: DriftPolicy
 ) -> list[Drift]:
     return [compare(r, current[r.feature], policy) for r in references if r.feature in current]
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    feature: str
+    counts: dict[str, int]  # rows per category (missing values left out)
+
+
+def summarize_categories(feature: str, values: Sequence[object]) -> CategoricalReference:
+    counts: dict[str, int] = {}
+    for value in values:
+        if value is not None:
+            counts[str(value)] = counts.get(str(value), 0) + 1
+    return CategoricalReference(feature, counts)
+
+
+def compare_categories(
+    reference: CategoricalReference, current: Sequence[object], policy: DriftPolicy
+) -> Drift:
+    window = summarize_categories(reference.feature, current).counts
+    rows = sum(window.values())
+    nan = float("nan")
+    if rows == 0:
+        return Drift(reference.feature, nan, nan, nan, nan, 0, False)
+    categories = sorted(set(reference.counts) | set(window))
+    value_psi = psi(
+        np.array([reference.counts.get(c, 0) for c in categories], dtype=np.float64),
+        np.array([window.get(c, 0) for c in categories], dtype=np.float64),
+    )
+    return Drift(reference.feature, value_psi, nan, nan, nan, rows, value_psi > policy.max_psi)

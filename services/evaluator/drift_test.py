@@ -7,7 +7,15 @@ import pytest
 from scipy.special import rel_entr
 from scipy.stats import ks_2samp
 
-from evaluator.drift import EPSILON, DriftPolicy, _bin_counts, compare, summarize
+from evaluator.drift import (
+    EPSILON,
+    DriftPolicy,
+    _bin_counts,
+    compare,
+    compare_categories,
+    summarize,
+    summarize_categories,
+)
 
 POLICY = DriftPolicy()
 
@@ -46,3 +54,15 @@ def test_verdicts_follow_the_policy() -> None:
     with_gaps = compare(reference, np.array([np.nan, 30.0, 31.0]), POLICY)
     assert with_gaps.rows == 2
     assert not compare(reference, np.array([np.nan]), POLICY).drifted
+
+
+def test_categorical_psi_counts_new_categories_against_a_floored_share() -> None:
+    reference = summarize_categories("channel", ["retail"] * 80 + ["mail"] * 20 + [None] * 5)
+    assert reference.counts == {"retail": 80, "mail": 20}
+    same = compare_categories(reference, ["retail"] * 8 + ["mail"] * 2, POLICY)
+    assert same.psi == pytest.approx(0.0, abs=1e-12) and not same.drifted
+    moved = compare_categories(reference, ["retail"] * 4 + ["mail"] * 4 + ["kiosk"] * 2, POLICY)
+    q = np.maximum(np.array([0, 20, 80]) / 100, EPSILON)  # kiosk, mail, retail
+    p = np.array([0.2, 0.4, 0.4])
+    assert moved.psi == pytest.approx(float(np.sum(rel_entr(p, q) + rel_entr(q, p))))
+    assert moved.drifted and moved.rows == 10 and np.isnan(moved.ks_statistic)

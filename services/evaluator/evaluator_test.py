@@ -322,7 +322,7 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     assert metrics[f"mae/{champion}/champion"] == pytest.approx(3.0)
     assert any(key.startswith("mae/payer=") for key in metrics)
     drift = {d.feature: d for d in health.drift}
-    assert {"days_supply", PREDICTION} <= set(drift)
+    assert {"days_supply", PREDICTION, "payer", "channel"} <= set(drift)
     assert not any(d.drifted for d in health.drift), [d for d in health.drift if d.drifted]
     assert not health.retrain_recommended
 

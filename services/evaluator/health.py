@@ -1,10 +1,11 @@
 """GetModelHealth: online metrics from the lake and drift against the evaluation's reference.
 
 The prediction log and feedback are read from the lake (through ingest's lineage, or a
-directory). Drift compares what callers sent (the logged inputs) and what the model
-answered with the reference kept by the version's latest evaluation. A retrain is
-recommended when a feature or the predictions drift, or when the online MAE exceeds the
-evaluated MAE by more than the tolerance once enough outcomes arrived.
+directory). Drift compares what callers sent (the logged inputs, numeric and
+categorical) and what the model answered with the reference kept by the version's latest
+evaluation. A retrain is recommended when a feature or the predictions drift, or when the
+online MAE exceeds the evaluated MAE by more than the tolerance once enough outcomes
+arrived.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import numpy as np
 import polars as pl
 from mlflow.artifacts import download_artifacts
 
-from evaluator.drift import Drift, DriftPolicy, compare, summarize
+from evaluator.drift import (
+    Drift,
+    DriftPolicy,
+    compare,
+    compare_categories,
+    summarize,
+    summarize_categories,
+)
 from evaluator.evaluation import (
     EVALUATION_ID_TAG,
     PREDICTION,
@@ -128,6 +136,15 @@ class HealthCheck:
     def _drift(self, reference: pl.DataFrame, answered: pl.DataFrame) -> list[Drift]:
         if answered.height == 0:
             return []
+        categorical = [
+            compare_categories(
+                summarize_categories(column, reference[column].to_list()),
+                answered["inputs"].str.json_path_match(f"$.{column}").to_list(),
+                self._policy.drift,
+            )
+            for column, kind in reference.schema.items()
+            if kind == pl.String
+        ]
         numeric = [c for c, t in reference.schema.items() if t.is_numeric()]
         current = {
             c: answered["inputs"].str.json_path_match(f"$.{c}").cast(pl.Float64, strict=False)
@@ -143,4 +160,4 @@ class HealthCheck:
             )
             for column in numeric
             if reference[column].drop_nulls().len() > 0
-        ]
+        ] + categorical
