@@ -83,14 +83,14 @@ def _encode(model: RegisteredModel, frame: pl.DataFrame) -> np.ndarray:
     return encode_frame(model.signature, frame)
 
 
-def _predict(model: RegisteredModel, x: np.ndarray) -> np.ndarray:
+def _predict(session: ort.InferenceSession, model: RegisteredModel, x: np.ndarray) -> np.ndarray:
     signature = model.signature
-    out = _session(model).run([signature.output_name], {signature.input_name: x})[0]
+    out = session.run([signature.output_name], {signature.input_name: x})[0]
     return np.asarray(out, dtype=np.float64).reshape(-1)
 
 
-def _latency_p95_ms(model: RegisteredModel, x: np.ndarray) -> float:
-    session, signature = _session(model), model.signature
+def _latency_p95_ms(session: ort.InferenceSession, model: RegisteredModel, x: np.ndarray) -> float:
+    signature = model.signature
     timings = []
     for i in range(min(LATENCY_CALLS, x.shape[0])):
         started = time.perf_counter()
@@ -129,7 +129,9 @@ class Evaluator:
         frame = read_training_set(uri, candidate.tags.get(f"{TAG}training_set.sha256", ""))
         return time_split(labelled(frame, label, names), min_rows=3).holdout, uri
 
-    def _groups(self, frame: pl.DataFrame, truth: np.ndarray, predicted: np.ndarray) -> list:
+    def _groups(
+        self, frame: pl.DataFrame, truth: np.ndarray, predicted: np.ndarray
+    ) -> list[GroupMetrics]:
         return [
             g
             for column in self.subgroups
@@ -148,8 +150,9 @@ class Evaluator:
                 raise FailedPrecondition(f"no labelled rows to evaluate on in {used_uri}")
             truth = frame[candidate.signature.label].to_numpy().astype(np.float64)
             x = _encode(candidate, frame)
-            predicted = _predict(candidate, x)
-            latency = _latency_p95_ms(candidate, x)
+            session = _session(candidate)
+            predicted = _predict(session, candidate, x)
+            latency = _latency_p95_ms(session, candidate, x)
             run = registry.get_run(candidate.run_id)
             parity = float(candidate.tags.get(f"{TAG}onnx_parity_max_abs_diff", "nan"))
             spec = json.loads(run.data.tags.get(f"{TAG}spec", "{}"))
@@ -157,7 +160,9 @@ class Evaluator:
         champion_groups: list[GroupMetrics] = []
         if champion_version and champion_version != str(candidate.version):
             with fetch(self.tracking_uri, name, champion_version) as champion:
-                reference_predictions = _predict(champion, _encode(champion, frame))
+                reference_predictions = _predict(
+                    _session(champion), champion, _encode(champion, frame)
+                )
             reference = f"champion version {champion_version}"
             champion_groups = self._groups(frame, truth, reference_predictions)
         else:

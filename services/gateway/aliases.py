@@ -1,8 +1,10 @@
 """Which model version is champion and which is challenger: MLflow registry aliases.
 
-Read over MLflow's REST API (no MLflow client in the gateway's PEX), cached for
-`refresh_seconds`. When MLflow cannot be reached the last known aliases stay in force:
-the registry being down must not take predictions down. Without a registry the newest
+Read over MLflow's REST API (no MLflow client in the gateway's PEX) and cached: once a
+model's aliases are known, requests never wait for MLflow; an expired entry is answered
+from the cache while one background lookup refreshes it. When MLflow cannot be reached
+the last known aliases stay in force: the registry being down must not take predictions
+down. Without a registry the newest
 version the inference service serves answers (version "").
 """
 
@@ -52,11 +54,23 @@ class MlflowAliases:
         self._names = (champion, challenger)
         self._timeout = timeout
         self._cache: dict[str, tuple[float, Aliases]] = {}
+        self._lookups: dict[str, asyncio.Task[Aliases]] = {}  # one in flight per model
 
     async def aliases(self, model: str) -> Aliases:
         cached = self._cache.get(model)
         if cached is not None and time.monotonic() - cached[0] < self._refresh:
             return cached[1]
+        lookup = self._lookups.get(model)
+        if lookup is None:
+            lookup = asyncio.create_task(self._lookup(model))
+            self._lookups[model] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(model, None))
+        if cached is not None:
+            return cached[1]  # stale for one lookup's time, never a wait on MLflow
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, model: str) -> Aliases:
+        cached = self._cache.get(model)
         try:
             champion, challenger = await asyncio.gather(
                 *(asyncio.to_thread(self._version, model, alias) for alias in self._names)

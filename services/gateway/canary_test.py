@@ -121,7 +121,17 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
                 publish(repository, MODEL, 3, broken_model(), with_signature, keep_serving=True)
                 triton.InferenceServerClient(inference.address).load_model(MODEL)
                 _set_challenger(tracking_uri, "3")
-                time.sleep(0.5)  # the gateway's alias cache (0.2 s)
+                # The gateway answers from its alias cache while one lookup refreshes it
+                # in the background: wait until it has seen the new challenger.
+                deadline = time.monotonic() + 10
+                while (
+                    stub.GetRouting(
+                        gateway_pb2.GetRoutingRequest(), metadata=OPS, timeout=10
+                    ).challenger_version
+                    != "3"
+                ):
+                    assert time.monotonic() < deadline, "the gateway never saw challenger 3"
+                    time.sleep(0.1)
                 after = [_predict(stub, f"f{i}") for i in range(20)]
                 assert {p.model_version for p in after} == {"1"}
                 assert after[0].route == "champion-after-canary-failed"

@@ -130,8 +130,10 @@ class Router:
         state = self._model(model)
         window = state.windows.setdefault(version, SloWindow(self._slo))
         window.record(ok, latency_ms)
+        if version in state.rolled_back or not window.due():
+            return
         reason = window.breach()
-        if reason and version not in state.rolled_back:
+        if reason:
             state.rolled_back.add(version)
             stats = window.stats()
             self._audit.append(

@@ -123,3 +123,13 @@ def test_share_bounds_send_everyone_one_way(tmp_path: Path, share: float) -> Non
     routes = _routes(_router(tmp_path, share=share), [f"e{i}" for i in range(200)])
     expected = Route.CANARY if share == 1.0 else Route.CHAMPION
     assert {r for r, _ in routes.values()} == {expected}
+
+
+def test_a_large_window_is_judged_every_hundredth_of_its_calls() -> None:
+    window = SloWindow(SLO)
+    judged = 0
+    for i in range(5_000):
+        window.record(True, 1.0, now=i * 0.001)
+        judged += window.due()
+    # Every call while under 100 calls, then every len/100 calls: far fewer than 5,000.
+    assert 100 < judged < 600
