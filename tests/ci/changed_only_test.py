@@ -78,10 +78,12 @@ def test_touching_a_service_selects_only_that_service(clone: Path) -> None:
 def test_touching_a_proto_selects_generated_code_and_its_dependents(clone: Path) -> None:
     targets = changed_targets(clone, "protos/wavepod/feature/v1/feature.proto")
     assert "protos/wavepod/feature/v1/feature.proto:protos" in targets
-    # trainer.proto imports feature.proto, so the trainer is affected too; and the tests
+    # trainer.proto imports feature.proto, so the trainer is affected too, and so is the
+    # evaluator, whose retrain loop starts trainer runs over a feature set; and the tests
     # that run feature or trainer code: the gateway's (a real feature service) and the
-    # inference service's (models made by the trainer's export). Not ingest or evaluator.
+    # inference service's (models made by the trainer's export). Not ingest.
     assert "protos/wavepod/trainer/v1/trainer.proto:protos" in targets
-    assert services_in(targets) == {"feature", "trainer", "inference", "gateway"}
+    assert services_in(targets) == {"feature", "trainer", "inference", "gateway", "evaluator"}
+    assert "services/evaluator:image" in targets
     assert "services/ingest:image" not in targets
     assert "services/inference:image" not in targets  # its server uses no trainer code
