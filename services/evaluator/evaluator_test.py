@@ -31,7 +31,8 @@ from wavepod.evaluator.v1 import evaluator_pb2_grpc
 from wavepod.feature.v1 import feature_pb2
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
-from wavepod.runtime.testing.process import service_process
+from wavepod.runtime.testing.process import free_port, service_process
+from wavepod.runtime.testing.prometheus import scrape
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 MODEL = "refill-eval"
@@ -50,6 +51,7 @@ class Stack:
     audit: Path
     versions: tuple[str, str]
     ingest: str
+    metrics_url: str  # the evaluator's Prometheus page
 
 
 def _train(address: str, trials: int, seed: int) -> str:
@@ -73,6 +75,7 @@ def _train(address: str, trials: int, seed: int) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("evaluator")
+    metrics_port = free_port()
     tokens = state / "tokens"
     tokens.write_text(
         f"{hash_token('ops-token')} ops admin\n{hash_token('ci-token')} ci evaluate\n"
@@ -101,6 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 # The retrain pass judges with the service's gate: one-row latency on a
                 # busy CI box gets a loose budget (the rule is tested in gates_test).
                 "WAVEPOD_EVALUATOR_GATE_LATENCY_BUDGET_MS": "50",
+                "WAVEPOD_EVALUATOR_METRICS_PORT": str(metrics_port),
             },
         ) as evaluator,
         grpc.insecure_channel(evaluator.address) as channel,
@@ -113,6 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             state / "audit.jsonl",
             versions,
             ingest.address,
+            f"http://127.0.0.1:{metrics_port}/metrics",
         )
 
 
@@ -339,6 +344,16 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     assert health.online_metrics["predictions"] == len(shifted)
     assert health.retrain_recommended
     assert any(reason.startswith("days_supply drifted") for reason in health.reasons)
+    # What Prometheus sees: the last check's drift and retrain advice, the last online MAE.
+    samples = scrape(stack.metrics_url, {"model", "version", "feature"})
+    model = (("model", MODEL), ("version", champion))
+    days_supply = (("feature", "days_supply"), *model)
+    assert samples[("wavepod_drift_psi", days_supply)] == pytest.approx(drift["days_supply"].psi)
+    assert samples[("wavepod_drift_z_score", days_supply)] == pytest.approx(
+        drift["days_supply"].z_score
+    )
+    assert samples[("wavepod_retrain_recommended", model)] == 1
+    assert samples[("wavepod_online_mae_days", model)] == pytest.approx(3.0)
 
 
 def test_the_retrain_loop_retrains_judges_and_promotes_on_drift(stack: Stack) -> None:

@@ -33,6 +33,7 @@ from evaluator.evaluation import (
     REFERENCE_FILE,
     REPORTS,
 )
+from evaluator.metrics import publish
 from evaluator.online import OnlineMetrics, online_metrics
 from wavepod.lake import Lake
 from wavepod.registry import CHAMPION, alias_version, client
@@ -131,7 +132,9 @@ class HealthCheck:
                 f"online MAE {mae:.2f} over {labelled} outcomes exceeds the evaluated"
                 f" {evaluated_mae:.2f} by more than {self._policy.online_tolerance:.0%}"
             )
-        return Health(name, version, online, drift, reasons)
+        health = Health(name, version, online, drift, reasons)
+        publish(health)
+        return health
 
     def _drift(self, reference: pl.DataFrame, answered: pl.DataFrame) -> list[Drift]:
         if answered.height == 0:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 import tritonclient.grpc.aio as triton
+from opentelemetry import propagate
 from tritonclient.utils import InferenceServerException
 
 from gateway.breaker import CircuitBreaker
@@ -75,7 +76,9 @@ class InferenceBackend:
                 return out
 
             # Two calls in flight: one answering while the next batch gathers.
-            coalescer = Coalescer(execute, size, self._batch_delay, concurrency=2)
+            coalescer = Coalescer(
+                execute, size, self._batch_delay, concurrency=2, span_name=f"infer {model.name}"
+            )
             self._coalescers[key] = coalescer
         return await coalescer.submit(rows, rows.shape[0])
 
@@ -85,6 +88,9 @@ class InferenceBackend:
         tensor.set_data_from_numpy(rows)
         output = triton.InferRequestedOutput(signature.output_name)
         deadline = time.monotonic() + self._timeout
+        # tritonclient takes no interceptors: the trace context travels as headers.
+        headers = dict(self._headers or {})
+        propagate.inject(headers)
         for attempt in (1, 2):
             self._breaker.check()
             try:
@@ -93,7 +99,7 @@ class InferenceBackend:
                     [tensor],
                     model_version=version,
                     outputs=[output],
-                    headers=self._headers,
+                    headers=headers,
                     client_timeout=max(deadline - time.monotonic(), 0.001),
                 )
             except InferenceServerException as error:

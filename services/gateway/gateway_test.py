@@ -18,6 +18,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from feature.testing import small_pharmacy, write_lake
 from gateway.ingest_client import IngestClient
@@ -29,7 +33,9 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime.auth import hash_token
-from wavepod.runtime.testing.process import ServiceProcess, service_process
+from wavepod.runtime.testing.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
+from wavepod.runtime.testing.process import ServiceProcess, free_port, service_process
+from wavepod.runtime.testing.prometheus import scrape
 from wavepod.signature import ModelSignature
 from wavepod.values import to_value
 
@@ -48,17 +54,33 @@ class Stack:
     expected: np.ndarray  # the native model's predictions for `training`
     log_dir: Path
     ingest: str
+    telemetry: OtlpReceiver  # where every process of the stack exports its spans
+    metrics_url: str  # the gateway's Prometheus page
+
+
+def _telemetry(service: str, receiver: OtlpReceiver) -> dict[str, str]:
+    # Spans leave each process within 50 ms instead of the SDK's 5 s batch delay.
+    return {
+        f"WAVEPOD_{service.upper()}_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+    }
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("gateway")
+    with otlp_receiver() as receiver:
+        yield from _stack(state, receiver)
+
+
+def _stack(state: Path, receiver: OtlpReceiver) -> Iterator[Stack]:
     write_lake(state / "lake", small_pharmacy(patients=300))
     tokens = state / "tokens"
     tokens.write_text("".join(f"{hash_token(t)} {n} {r}\n" for t, (n, r) in TOKENS.items()))
     feature_env = {
         "WAVEPOD_FEATURE_LAKE": str(state / "lake"),
         "WAVEPOD_FEATURE_STORE_ROOT": str(state / "features"),
+        **_telemetry("feature", receiver),
     }
     with service_process("feature.server", "feature", feature_env) as feature:
         with grpc.insecure_channel(feature.address) as channel:
@@ -77,7 +99,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         repo = ModelRepository(state / "models")
         model = train_refill_model(training, names)
         publish_model(repo, "refill", 1, model)
-        inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repo.root)}
+        inference_env = {
+            "WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repo.root),
+            **_telemetry("inference", receiver),
+        }
         ingest_env = {
             "WAVEPOD_INGEST_LAKE_ROOT": str(state / "ingest-lake"),
             "WAVEPOD_INGEST_PII_KEY_REF": "env:GATEWAY_TEST_PII_KEY",
@@ -87,6 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             service_process("ingest.server", "ingest", ingest_env) as ingest,
             service_process("inference.server", "inference", inference_env) as inference,
         ):
+            metrics_port = free_port()
             gateway_env = {
                 "WAVEPOD_GATEWAY_INGEST": ingest.address,
                 "WAVEPOD_GATEWAY_INFERENCE": inference.address,
@@ -96,6 +122,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "WAVEPOD_GATEWAY_RATE_LIMIT_PER_SECOND": "50",
                 "WAVEPOD_GATEWAY_PREDICTION_LOG_SHIP_SECONDS": "0.5",
                 "WAVEPOD_GATEWAY_AUDIT_LOG": str(state / "audit.jsonl"),
+                **_telemetry("gateway", receiver),
+                "WAVEPOD_GATEWAY_METRICS_PORT": str(metrics_port),
+                "WAVEPOD_GATEWAY_COST_PER_HOUR": "3.5",
+                "WAVEPOD_GATEWAY_COST_PER_1K_FORECAST": "0.02",
             }
             with service_process("gateway.server", "gateway", gateway_env) as gateway:
                 yield Stack(
@@ -105,6 +135,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     model.expected,
                     state / "prediction-log",
                     ingest.address,
+                    receiver,
+                    f"http://127.0.0.1:{metrics_port}/metrics",
                 )
 
 
@@ -158,6 +190,82 @@ def test_entity_ids_are_predicted_from_the_online_store(stack: Stack) -> None:
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND and "RX-nope" in (
         missing.value.details() or ""
     )
+
+
+def test_one_trace_runs_from_the_client_through_feature_and_inference(stack: Stack) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    entities = stack.training["rx_id"].unique().sort().head(3).to_list()
+    with provider.get_tracer("client").start_as_current_span("client predict") as client:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # W3C traceparent, as any instrumented client sends it
+        reply = _stub(stack).Predict(
+            gateway_pb2.PredictRequest(entity_ids=entities),
+            metadata=(*_auth(), *carrier.items()),
+            timeout=10,
+        )
+    trace_id = format(client.get_span_context().trace_id, "032x")
+    client_id = format(client.get_span_context().span_id, "016x")
+    assert [s.name for s in exporter.get_finished_spans()] == ["client predict"]
+    assert reply.trace_id == trace_id  # the caller can quote it to on-call
+
+    def hops() -> dict[str, ReceivedSpan]:
+        spans = [s for s in stack.telemetry.spans if s.trace_id == trace_id]
+        return {f"{s.service} {s.name}": s for s in spans}
+
+    wanted = {
+        "wavepod-gateway /wavepod.gateway.v1.GatewayService/Predict",
+        "wavepod-gateway /wavepod.feature.v1.FeatureService/GetOnlineFeatures",
+        "wavepod-feature /wavepod.feature.v1.FeatureService/GetOnlineFeatures",
+        "wavepod-gateway infer refill",
+        "wavepod-inference /inference.GRPCInferenceService/ModelInfer",
+        "wavepod-inference onnxruntime refill:1",
+    }
+    deadline = time.monotonic() + 15
+    while not wanted <= hops().keys() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    spans = hops()
+    assert wanted <= spans.keys(), sorted(spans)
+    by_id = {s.span_id: s for s in spans.values()}
+    assert (
+        spans["wavepod-gateway /wavepod.gateway.v1.GatewayService/Predict"].parent_span_id
+        == client_id
+    )
+    # Each hop between processes is a parent link carried in gRPC metadata.
+    for served, caller in (
+        ("wavepod-feature /wavepod.feature.v1.FeatureService/GetOnlineFeatures", "wavepod-gateway"),
+        ("wavepod-inference /inference.GRPCInferenceService/ModelInfer", "wavepod-gateway"),
+    ):
+        assert by_id[spans[served].parent_span_id].service == caller, served
+    # And every span of the trace descends from the client's.
+    for span in spans.values():
+        hop = span
+        while hop.parent_span_id in by_id:
+            hop = by_id[hop.parent_span_id]
+        assert hop.parent_span_id == client_id, span
+
+
+def test_prometheus_reads_request_and_model_metrics(stack: Stack) -> None:
+    sample = stack.training.head(7)
+    _stub(stack).Predict(
+        gateway_pb2.PredictRequest(rows=_rows(sample, stack.signature.names)),
+        metadata=_auth(),
+        timeout=10,
+    )
+    samples = scrape(
+        stack.metrics_url, {"model", "route", "version", "rpc_method", "rpc_grpc_status_code"}
+    )
+    champion = (("model", "refill"), ("route", "champion"), ("version", "1"))
+    assert samples[("wavepod_predictions_total", champion)] >= 7
+    assert samples[("wavepod_prediction_value_days_count", champion)] >= 7
+    assert samples[("wavepod_serving_cost_per_hour", ())] == 3.5
+    assert samples[("wavepod_serving_cost_per_1k_forecast", ())] == 0.02
+    predict = (
+        ("rpc_grpc_status_code", "OK"),
+        ("rpc_method", "/wavepod.gateway.v1.GatewayService/Predict"),
+    )
+    assert samples[("rpc_server_duration_milliseconds_count", predict)] >= 1
 
 
 def test_bad_requests_get_field_level_errors(stack: Stack) -> None:

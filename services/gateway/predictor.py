@@ -13,6 +13,7 @@ import numpy as np
 
 from gateway.backends import FeatureBackend, InferenceBackend
 from gateway.catalog import ModelCatalog, ServedModel
+from gateway.metrics import PredictionMetrics
 from gateway.prediction_log import PredictionLog
 from gateway.routing import Group, Route, Router
 from wavepod.runtime.status import (
@@ -76,6 +77,7 @@ class Predictor:
         max_rows: int,
         range_slack: float,
         router: Router,
+        metrics: PredictionMetrics | None = None,
     ) -> None:
         self.catalog = catalog
         self.features = features
@@ -85,6 +87,7 @@ class Predictor:
         self.max_rows = max_rows
         self.range_slack = range_slack
         self.router = router
+        self.metrics = metrics or PredictionMetrics()
         self._shadows: set[asyncio.Task[None]] = set()
         self.shadows_dropped = 0
 
@@ -133,6 +136,7 @@ class Predictor:
         values = np.empty(len(rows))
         versions, routes = [""] * len(rows), [Route.CHAMPION] * len(rows)
         for group, (group_values, version, route) in zip(plan.groups, answers, strict=True):
+            self.metrics.record(model.name, version, route.value, group_values)
             values[list(group.rows)] = group_values
             for i in group.rows:
                 versions[i], routes[i] = version, route

@@ -15,6 +15,7 @@ from gateway.feedback import FeedbackForwarder
 from gateway.ingest_client import IngestClient
 from gateway.limits import RateLimiter
 from gateway.log_shipper import LogShipper
+from gateway.metrics import PredictionMetrics
 from gateway.prediction_log import PredictionLog
 from gateway.predictor import Predictor
 from gateway.routing import Router, RoutingPolicy
@@ -109,6 +110,7 @@ def app(settings: GatewaySettings) -> ServiceApp:
             settings.max_rows,
             settings.range_slack,
             routes,
+            PredictionMetrics(settings.cost_per_hour, settings.cost_per_1k_forecast),
         )
         ingest_channel = connect(settings.ingest, settings, options=RECONNECT)
         servicer.feedback = FeedbackForwarder(

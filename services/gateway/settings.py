@@ -67,3 +67,9 @@ class GatewaySettings(ServiceSettings):
     audit_log: Path = Field(
         Path(".wavepod/gateway-audit.jsonl"), description="Admin actions, append-only."
     )
+    cost_per_hour: float = Field(
+        0.0, ge=0, description="Cost of the serving fleet per hour (cost per 1K predictions)."
+    )
+    cost_per_1k_forecast: float = Field(
+        0.0, ge=0, description="Forecast cost per 1,000 predictions; the cost alert's baseline."
+    )

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from opentelemetry import context as otel_context
 from opentelemetry import metrics
 
 from inference.model import OnnxModel
@@ -69,7 +70,13 @@ class Scheduler:
         )
         self._slots = asyncio.Semaphore(instances)
         self._coalescer: Coalescer[Tensors, Outputs] | None = (
-            Coalescer(self._execute, max_batch_size, (max_queue_delay_us or 0) / 1e6, instances)
+            Coalescer(
+                self._execute,
+                max_batch_size,
+                (max_queue_delay_us or 0) / 1e6,
+                instances,
+                span_name=f"onnxruntime {model.name}:{model.version}",
+            )
             if self.batching
             else None
         )
@@ -84,7 +91,13 @@ class Scheduler:
                 return await self._coalescer.submit(inputs, rows)
             async with self._slots:
                 loop = asyncio.get_running_loop()
-                waiting = Waiting(inputs, rows, time.perf_counter(), loop.create_future())
+                waiting = Waiting(
+                    inputs,
+                    rows,
+                    time.perf_counter(),
+                    loop.create_future(),
+                    otel_context.get_current(),
+                )
                 return (await self._execute([waiting]))[0]
         finally:
             self._pending -= 1

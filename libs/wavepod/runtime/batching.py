@@ -5,6 +5,10 @@ Requests wait until `max_rows` rows are there or the oldest has waited `max_dela
 execution slots is free, so a busy backend batches more, not later. Forming a batch
 costs a few awaits, not one per request. Used by the inference server (batches onto
 ONNX Runtime) and the gateway (micro-batches onto the inference service).
+
+Each batch runs in a span of its own, the child of its first request's span and linked to
+every other request's (OpenTelemetry's convention for work done for many traces), so a
+request's trace continues through the batch into whatever the batch calls.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,6 +37,7 @@ class Waiting(Generic[T, R]):
     rows: int
     enqueued: float
     future: asyncio.Future[R]
+    context: otel_context.Context  # the submitter's trace context
 
 
 # Runs a batch and returns one result per waiting request, in order.
@@ -38,9 +46,16 @@ Execute = Callable[[Sequence[Waiting[T, R]]], Awaitable[Sequence[R]]]
 
 class Coalescer(Generic[T, R]):
     def __init__(
-        self, execute: Execute[T, R], max_rows: int, max_delay_s: float, concurrency: int = 1
+        self,
+        execute: Execute[T, R],
+        max_rows: int,
+        max_delay_s: float,
+        concurrency: int = 1,
+        span_name: str = "batch",
     ) -> None:
         self._execute = execute
+        self._span_name = span_name
+        self._tracer = trace.get_tracer("wavepod.runtime.batching")
         self.max_rows = max(max_rows, 1)
         self._delay = max_delay_s
         self._slots = asyncio.Semaphore(concurrency)
@@ -54,7 +69,8 @@ class Coalescer(Generic[T, R]):
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._batch_loop())
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append(Waiting(item, rows, time.perf_counter(), future))
+        waiting = Waiting(item, rows, time.perf_counter(), future, otel_context.get_current())
+        self._waiting.append(waiting)
         self._waiting_rows += rows
         self._arrived.set()
         return await future
@@ -91,8 +107,22 @@ class Coalescer(Generic[T, R]):
             task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[Waiting[T, R]]) -> None:
+        links = [
+            trace.Link(context)
+            for w in batch[1:]
+            if (context := trace.get_current_span(w.context).get_span_context()).is_valid
+        ]
+        started = time.perf_counter()
+        attributes = {
+            "batch.requests": len(batch),
+            "batch.rows": sum(w.rows for w in batch),
+            "batch.queue_ms": (started - batch[0].enqueued) * 1000,
+        }
         try:
-            results = await self._execute(batch)
+            with self._tracer.start_as_current_span(
+                self._span_name, context=batch[0].context, links=links, attributes=attributes
+            ):
+                results = await self._execute(batch)
         except Exception as error:  # the batch's callers get the error, nobody else
             for waiting in batch:
                 if not waiting.future.done():

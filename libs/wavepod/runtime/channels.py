@@ -1,4 +1,5 @@
-"""Outgoing gRPC channels: every call gets a deadline and the service's bearer token."""
+"""Outgoing gRPC channels: every call gets a deadline, the service's bearer token and the
+caller's trace context (OpenTelemetry's client interceptors: a client span per call)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from wavepod.runtime.settings import ServiceSettings
 from wavepod.runtime.tls import channel_credentials
@@ -53,7 +55,10 @@ def connect(
     """A channel whose calls all carry a deadline and the service's token; TLS (and the
     service's client certificate) when the settings name a CA."""
     token = settings.auth_token.get_secret_value() if settings.auth_token else None
-    interceptors = [_OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token)]
+    interceptors = [
+        _OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token),
+        *aio_client_interceptors(),
+    ]
     credentials = channel_credentials(settings)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=list(options), interceptors=interceptors)

@@ -183,7 +183,9 @@ def run(
     settings = load_settings(name, settings_cls, **defaults)
     configure_logging(name, settings.log_level, settings.log_json)
     app = build(settings)
-    telemetry = configure_telemetry(name, app.version, settings.otlp_endpoint)
+    telemetry = configure_telemetry(
+        name, app.version, settings.otlp_endpoint, settings.metrics_port, settings.host
+    )
     try:
         code = asyncio.run(serve(app, settings))
     finally:

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/gRPC collector, e.g. http://127.0.0.1:4317; unset: no export."
     )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus /metrics on host:port; unset: none."
+    )
     outgoing_timeout_seconds: float = Field(
         5.0, gt=0, description="Deadline for outgoing calls that set none."
     )
