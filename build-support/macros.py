@@ -38,12 +38,16 @@ def wavepod_service(service, port, dependencies=(), test_dependencies=(), not_in
         dependencies=[":server"],
         instructions=[
             # Production builds from the official image; CI passes a locally made base.
+            # The trainer also needs libgomp1 (LightGBM): its production base must add
+            # it (these images have no RUN steps to install it).
             "ARG BASE_IMAGE=python:3.11-slim-bookworm",
             "FROM ${BASE_IMAGE}",
             "ARG GIT_SHA=unversioned",
             "LABEL org.opencontainers.image.title=wavepod-%s" % service,
             "LABEL org.opencontainers.image.revision=${GIT_SHA}",
-            "ENV PEX_ROOT=/tmp/.pex %sHOST=0.0.0.0 %sPORT=%d" % (env_prefix, env_prefix, port),
+            # HOME too: libraries (matplotlib) keep caches under it; / is not writable.
+            "ENV PEX_ROOT=/tmp/.pex HOME=/tmp %sHOST=0.0.0.0 %sPORT=%d"
+            % (env_prefix, env_prefix, port),
             "COPY services.%s/server.pex /app/server.pex" % service,
             # No RUN steps: images build on a daemon without a network bridge.
             "USER 65532:65532",

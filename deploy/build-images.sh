@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-export BASE_IMAGE="${BASE_IMAGE:-wavepod/base:bookworm-py311}"
+export BASE_IMAGE="${BASE_IMAGE:-wavepod/base:bookworm-py311-omp}"
 eval "$(deploy/docker/dockerd.sh start)"
 deploy/docker/base-image.sh
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Writes fresh secrets for deploy/compose into ./secrets (mode 600, never committed) and
+# prints the gateway's first bearer token once. Existing files are kept.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+mkdir -p secrets
+chmod 700 secrets
+random() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+write() {  # name, content
+  [[ -e "secrets/$1" ]] && return 0
+  (umask 077 && printf '%s\n' "$2" > "secrets/$1")
+}
+write pii_key "$(random)"
+write postgres_password "$(random)"
+write minio_user wavepod
+write minio_password "$(random)"
+write grafana_admin_password "$(random)"
+write s3_credentials "$(printf '[default]\naws_access_key_id = wavepod\naws_secret_access_key = %s' "$(cat secrets/minio_password)")"
+if [[ ! -e secrets/gateway_tokens ]]; then
+  token="$(random)"
+  digest="$(printf '%s' "$token" | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+  write gateway_tokens "$digest admin admin,predict,feedback"
+  echo "gateway token (role admin,predict,feedback; stored only as its sha256): $token"
+fi
+
+# Compose bind-mounts secret files as they are: each belongs to the uid that reads it
+# (wavepod's images run as 65532, Grafana as 472; PostgreSQL, MinIO and MLflow read theirs
+# as root). Without root here, fall back to readable files in the private directory.
+own() {  # uid, files...
+  local uid="$1"
+  shift
+  for f in "$@"; do
+    chown "$uid:$uid" "secrets/$f" 2>/dev/null && chmod 400 "secrets/$f" || chmod 644 "secrets/$f"
+  done
+}
+own 65532 pii_key gateway_tokens s3_credentials
+own 472 grafana_admin_password

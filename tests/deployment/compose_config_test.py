@@ -1,0 +1,43 @@
+"""deploy/compose passes `docker compose config` in both profiles (local: wavepod
+inference serves; production: Triton on a GPU serves the same repository), with the
+shape a reviewer would check by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from deployment.compose_support import WAVEPOD, compose
+
+
+@pytest.mark.parametrize(
+    ("profile", "extra"),
+    [("local", ()), ("production", ("--env-file", "production.env"))],
+)
+def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, ...]) -> None:
+    config = json.loads(
+        compose("-f", "compose.yaml", *extra, "--profile", profile, "config", "--format", "json")
+    )
+    services = config["services"]
+    assert {*WAVEPOD, "mlflow", "postgres", "minio", "redis"} <= set(services)
+    assert {"otel-collector", "prometheus", "grafana"} <= set(services)
+    assert ("triton" in services) == (profile == "production")
+    inference = services["gateway"]["environment"]["WAVEPOD_GATEWAY_INFERENCE"]
+    assert inference == ("triton:8001" if profile == "production" else "inference:8001")
+    for name in WAVEPOD:
+        assert services[name]["pull_policy"] == "never", name  # local images, no registry
+        assert services[name]["image"].startswith(f"wavepod/{name}:"), name
+    # Only the gateway among wavepod's services is published (the one external surface).
+    published = {n for n, s in services.items() if s.get("ports")}
+    assert published & set(WAVEPOD) == {"gateway"}
+    # Configuration the stack mounts from the repository exists where it says.
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), (name, volume["source"])
+    # Secrets are files (Compose secrets), never environment values.
+    for service in services.values():
+        for key, value in (service.get("environment") or {}).items():
+            if any(w in key for w in ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIALS")):
+                assert str(value).removeprefix("file:").startswith("/run/secrets/"), key
