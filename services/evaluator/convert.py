@@ -99,6 +99,7 @@ def health_to_proto(health: Health) -> E.ModelHealth:
         ],
         retrain_recommended=bool(health.reasons),
         reasons=health.reasons,
+        report_uri=health.report_uri,
     )
 
 

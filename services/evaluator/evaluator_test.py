@@ -274,6 +274,13 @@ def _land(stack: Stack, records: list[dict], outcomes: dict[str, float]) -> None
     asyncio.run(send())
 
 
+def _artifact_text(stack: Stack, uri: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(
+            download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=stack.mlflow)
+        ).read_text()
+
+
 def _records(rows: list[dict], version: str, start: float, shift: float = 0.0) -> list[dict]:
     return [
         {
@@ -330,6 +337,9 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     assert {"days_supply", PREDICTION, "payer", "channel"} <= set(drift)
     assert not any(d.drifted for d in health.drift), [d for d in health.drift if d.drifted]
     assert not health.retrain_recommended
+    # Outcomes arrived in this window: its report plots error over time and by subgroup.
+    steady_page = _artifact_text(stack, health.report_uri)
+    assert "No retrain recommended." in steady_page and steady_page.count("<img") == 3
 
     # Later requests carry a shifted days supply (a payer forcing 90-day fills, say).
     shifted_from = time.time()
@@ -354,6 +364,11 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     )
     assert samples[("wavepod_retrain_recommended", model)] == 1
     assert samples[("wavepod_online_mae_days", model)] == pytest.approx(3.0)
+    # And what a person reads: this window's report, logged to the version's MLflow run.
+    assert health.report_uri.startswith(run.info.artifact_uri + "/monitoring/")
+    page = _artifact_text(stack, health.report_uri)
+    assert "Retrain recommended: days_supply drifted" in page
+    assert page.count("<img") == 1  # drift per feature (no outcomes yet: no error plots)
 
 
 def test_the_retrain_loop_retrains_judges_and_promotes_on_drift(stack: Stack) -> None:

@@ -11,14 +11,16 @@ arrived.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from mlflow.artifacts import download_artifacts
+from mlflow.entities import Run
 
+from evaluator import monitoring_report
 from evaluator.drift import (
     Drift,
     DriftPolicy,
@@ -31,6 +33,7 @@ from evaluator.evaluation import (
     EVALUATION_ID_TAG,
     PREDICTION,
     REFERENCE_FILE,
+    REPORT_FILE,
     REPORTS,
 )
 from evaluator.metrics import publish
@@ -40,6 +43,7 @@ from wavepod.registry import CHAMPION, alias_version, client
 from wavepod.runtime.status import FailedPrecondition, NotFound
 
 PREDICTION_LOG, FEEDBACK = "prediction_log", "prediction_feedback"
+MONITORING = "monitoring"  # <run artifacts>/monitoring/<window stamp>/report.html
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Health:
     online: OnlineMetrics
     drift: list[Drift]
     reasons: list[str]  # why a retrain is recommended; empty: it is not
+    report_uri: str = ""  # the window's HTML report, an artifact of the version's run
 
 
 def _read(lake: Lake, dataset: str) -> pl.DataFrame | None:
@@ -77,8 +82,8 @@ class HealthCheck:
         self._subgroups = subgroups
         self._policy = policy
 
-    def _reference(self, name: str, version: str) -> tuple[pl.DataFrame, float]:
-        """The latest evaluation's reference rows and evaluated MAE."""
+    def _reference(self, name: str, version: str) -> tuple[pl.DataFrame, float, Run]:
+        """The latest evaluation's reference rows, evaluated MAE, and the version's run."""
         registry = client(self._uri)
         found = registry.get_model_version(name, version)
         evaluation_id = (found.tags or {}).get(EVALUATION_ID_TAG, "")
@@ -94,13 +99,13 @@ class HealthCheck:
                 tracking_uri=self._uri,
             )
             reference = pl.read_parquet(Path(path))
-        return reference, float(run.data.metrics.get("evaluation.mae", float("nan")))
+        return reference, float(run.data.metrics.get("evaluation.mae", float("nan"))), run
 
     def check(self, name: str, version: str, since: datetime | None) -> Health:
         version = version or alias_version(self._uri, name, CHAMPION)
         if not version:
             raise NotFound(f"model {name!r} has no champion; name a version")
-        reference, evaluated_mae = self._reference(name, version)
+        reference, evaluated_mae, run = self._reference(name, version)
         log = _read(self._lake, PREDICTION_LOG)
         if log is None:
             raise FailedPrecondition("no prediction log in the lake yet")
@@ -134,7 +139,17 @@ class HealthCheck:
             )
         health = Health(name, version, online, drift, reasons)
         publish(health)
-        return health
+        return replace(health, report_uri=self._report(health, since, evaluated_mae, run))
+
+    def _report(
+        self, health: Health, since: datetime | None, evaluated_mae: float, run: Run
+    ) -> str:
+        """The window's HTML report, logged beside the version's evaluations in MLflow."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = f"{MONITORING}/{stamp}/{REPORT_FILE}"
+        html = monitoring_report.render(health, since, evaluated_mae, self._policy.drift.max_psi)
+        client(self._uri).log_text(run.info.run_id, html, path)
+        return f"{run.info.artifact_uri}/{path}"
 
     def _drift(self, reference: pl.DataFrame, answered: pl.DataFrame) -> list[Drift]:
         if answered.height == 0:
