@@ -2,10 +2,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxmltools
+import onnxruntime as ort
 import polars as pl
 import pytest
+from onnxmltools.convert.common.data_types import FloatTensorType
 
-from trainer.export import check_parity, to_onnx
+from trainer.export import check_parity, float32_thresholds, to_onnx
 from trainer.search import fit
 from trainer.spec import Budget, TrainingSpec
 from trainer.tracking import Tracking
@@ -37,11 +40,33 @@ def test_parity_beyond_the_tolerance_fails_with_the_figure() -> None:
     model = fit({"n_estimators": 30, "objective": "regression_l1"}, x, x[:, 0] * 100, seed=1)
     proto = to_onnx(model, 4, "features", "prediction")
     assert check_parity(proto, model, x, 1e-4).max_abs_diff <= 1e-4
-    # float32 thresholds and sums differ from LightGBM's doubles by ~1e-5 here.
+    # ONNX keeps leaf values and sums in float32: ~1e-5 from LightGBM's doubles here.
     with pytest.raises(
         FailedPrecondition, match=r"max \|onnx - native\| = .* over 500 rows exceeds 1e-09"
     ):
         check_parity(proto, model, x, 1e-9)
+
+
+def test_thresholds_between_adjacent_float32_values_export_exactly() -> None:
+    # A feature whose values are adjacent float32 numbers, and a label that depends on
+    # telling them apart: LightGBM's double thresholds fall between them, and rounding
+    # such a threshold to float32 lands on one of the values.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 3)).astype(np.float32)
+    steps = rng.integers(0, 3, 5000)
+    x[:, 0] = np.float32(1.0) + steps * np.finfo(np.float32).eps
+    y = steps * 10 + x[:, 1] + rng.normal(size=5000)
+    model = fit({"n_estimators": 20, "objective": "regression_l2"}, x, y, seed=1)
+    naive = onnxmltools.convert_lightgbm(
+        model, initial_types=[("features", FloatTensorType([None, 3]))], target_opset=15
+    )
+    session = ort.InferenceSession(naive.SerializeToString(), providers=["CPUExecutionProvider"])
+    naive_diff = np.abs(session.run(None, {"features": x})[0].reshape(-1) - model.predict(x))
+    assert naive_diff.max() > 1  # the converter alone gets these rows wrong
+
+    assert np.array_equal(float32_thresholds(model).predict(x), model.predict(x))
+    proto = to_onnx(model, 3, "features", "prediction")
+    assert check_parity(proto, model, x, 1e-4).max_abs_diff <= 1e-4
 
 
 def test_spec_rejects_a_zero_budget_and_names_each_field() -> None:
