@@ -32,7 +32,7 @@ class Trial:
 
 @dataclass(frozen=True)
 class SearchResult:
-    model: lgb.LGBMRegressor
+    model: lgb.LGBMRegressor  # the best trial's settings, refit on train + valid
     best: Trial
     trials: tuple[Trial, ...]
 
@@ -85,9 +85,14 @@ def search(
         result = Trial(trial.number, params, mae, time.perf_counter() - started)
         trials.append(result)
         if not best or mae < best["trial"].valid_mae:
-            best.update(trial=result, model=model)
+            best.update(trial=result)
         on_trial(result, best["trial"])
         return mae
 
     study.optimize(objective, n_trials=budget.max_trials, timeout=budget.max_seconds)
-    return SearchResult(best["model"], best["trial"], tuple(trials))
+    # The chosen settings refit on train and validation together: the newest rows before
+    # the holdout are the most like what the model will answer (after a change in the
+    # world, often the only ones that show it). The holdout still judges the refit model.
+    x = np.concatenate([train[0], valid[0]])
+    y = np.concatenate([train[1], valid[1]])
+    return SearchResult(fit(best["trial"].params, x, y, seed=seed), best["trial"], tuple(trials))
