@@ -1,7 +1,9 @@
 # BUILD-file macros (loaded by Pants as a prelude; see [GLOBAL] build_file_prelude_globs).
 
 
-def wavepod_service(service, port, dependencies=(), test_dependencies=(), not_in_server=()):
+def wavepod_service(
+    service, port, dependencies=(), test_dependencies=(), not_in_server=(), test_overrides=None
+):
     """The conventional targets of a service under services/<service>/.
 
     - `:lib`    its sources (tests live beside them as *_test.py, target `:tests`);
@@ -9,7 +11,8 @@ def wavepod_service(service, port, dependencies=(), test_dependencies=(), not_in
     - `:image`  the Docker image with that PEX, tagged with the git SHA.
 
     `not_in_server` names helper modules (e.g. "testing.py") kept out of `:lib`, and so
-    out of the PEX, in their own target `:helpers`.
+    out of the PEX, in their own target `:helpers`. `test_overrides` is python_tests'
+    `overrides` (e.g. one test file that starts another service as a process).
     """
     if not_in_server:
         excluded = ["!%s" % name for name in not_in_server]
@@ -22,7 +25,12 @@ def wavepod_service(service, port, dependencies=(), test_dependencies=(), not_in
         python_sources(name="lib", dependencies=list(dependencies))
     # Tests may start the service as a process (by module name), so they get all of it,
     # and services they talk to (`test_dependencies`, e.g. "services/ingest:lib").
-    python_tests(name="tests", timeout=300, dependencies=[":lib", *test_dependencies])
+    python_tests(
+        name="tests",
+        timeout=300,
+        dependencies=[":lib", *test_dependencies],
+        overrides=test_overrides or {},
+    )
     pex_binary(
         name="server",
         entry_point="server.py",

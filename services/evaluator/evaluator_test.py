@@ -4,7 +4,6 @@ served by the inference service, every move in the audit log."""
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import time
 import uuid
@@ -21,19 +20,15 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 
 from evaluator.evaluation import EVALUATION_ID_TAG, PREDICTION, REFERENCE_FILE, REPORTS
-from gateway.feedback import Feedback, FeedbackForwarder
-from gateway.ingest_client import IngestClient
-from gateway.log_shipper import PREDICTION_LOG_SCHEMA, to_event
+from evaluator.testing import land, train
 from trainer.testing import model_plane
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
 from wavepod.evaluator.v1 import evaluator_pb2_grpc
-from wavepod.feature.v1 import feature_pb2
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import free_port, service_process
 from wavepod.runtime.testing.prometheus import scrape
-from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 MODEL = "refill-eval"
 OPS = (("authorization", "Bearer ops-token"),)
@@ -52,24 +47,6 @@ class Stack:
     versions: tuple[str, str]
     ingest: str
     metrics_url: str  # the evaluator's Prometheus page
-
-
-def _train(address: str, trials: int, seed: int) -> str:
-    spec = trainer_pb2.RunSpec(
-        model_name=MODEL,
-        feature_set=feature_pb2.FeatureSetRef(name="refill", version="1"),
-        label_column="days_to_next_fill",
-        budget=trainer_pb2.SearchBudget(max_trials=trials, max_seconds=300),
-        seed=seed,
-        baseline_feature="days_supply",
-    )
-    with grpc.insecure_channel(address) as channel:
-        stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-        started = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), timeout=60)
-        list(stub.WatchRun(trainer_pb2.WatchRunRequest(run_id=started.run_id), timeout=600))
-        run = stub.GetRun(trainer_pb2.GetRunRequest(run_id=started.run_id), timeout=30)
-    assert run.state == trainer_pb2.RUN_STATE_SUCCEEDED, run.error
-    return run.registered_model.version
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +86,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ) as evaluator,
         grpc.insecure_channel(evaluator.address) as channel,
     ):
-        versions = (_train(plane.trainer.address, 2, 1), _train(plane.trainer.address, 6, 7))
+        versions = (
+            train(plane.trainer.address, MODEL, 2, 1),
+            train(plane.trainer.address, MODEL, 6, 7),
+        )
         yield Stack(
             plane.mlflow,
             evaluator_pb2_grpc.EvaluatorServiceStub(channel),
@@ -260,20 +240,6 @@ def test_unknown_versions_and_missing_fields_get_clear_statuses(stack: Stack) ->
     assert "candidate.version" in (missing.value.details() or "")
 
 
-def _land(stack: Stack, records: list[dict], outcomes: dict[str, float]) -> None:
-    """Prediction-log records and feedback into the lake, the way the gateway sends them."""
-
-    async def send() -> None:
-        async with grpc.aio.insecure_channel(stack.ingest) as channel:
-            ingest = IngestClient(channel, 60.0)
-            await ingest.send(PREDICTION_LOG_SCHEMA, [to_event(r) for r in records])
-            forwarder = FeedbackForwarder(ingest)
-            for prediction_id, observed in outcomes.items():
-                await forwarder.submit(Feedback(prediction_id, "", None, observed), "pharmacy")
-
-    asyncio.run(send())
-
-
 def _artifact_text(stack: Stack, uri: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         return Path(
@@ -322,7 +288,7 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
         r["prediction_id"]: r["prediction"] - (2.0 if i % 2 else -4.0)
         for i, r in enumerate(labelled)
     }
-    _land(stack, steady, outcomes)
+    land(stack.ingest, steady, outcomes)
 
     request = E.GetModelHealthRequest(model=refs_pb2.ModelRef(name=MODEL))
     health = stack.evaluator.GetModelHealth(request, metadata=CI, timeout=60)
@@ -344,7 +310,7 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     # Later requests carry a shifted days supply (a payer forcing 90-day fills, say).
     shifted_from = time.time()
     shifted = _records([dict(r) for r in sample], champion, shifted_from, shift=60.0)
-    _land(stack, shifted, {})
+    land(stack.ingest, shifted, {})
     since = Timestamp()
     since.FromSeconds(int(shifted_from))
     request = E.GetModelHealthRequest(model=refs_pb2.ModelRef(name=MODEL), since=since)

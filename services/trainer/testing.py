@@ -10,6 +10,7 @@ from pathlib import Path
 
 from feature.testing import small_pharmacy, write_lake
 from wavepod.runtime.testing.process import ServiceProcess, service_process
+from wavepod.simulator.generate import PharmacyData
 from wavepod.testing.mlflow import mlflow_server
 
 GIT_SHA = "0123abc"  # what the trainer records as lineage here
@@ -24,8 +25,11 @@ class ModelPlane:
 
 
 @contextmanager
-def model_plane(state: Path, patients: int = 600) -> Iterator[ModelPlane]:
-    write_lake(state / "lake", small_pharmacy(patients=patients))
+def model_plane(
+    state: Path, patients: int = 600, data: PharmacyData | None = None
+) -> Iterator[ModelPlane]:
+    """The plane over a lake at `state`/lake: a small simulated pharmacy, or `data`."""
+    write_lake(state / "lake", data or small_pharmacy(patients=patients))
     feature_env = {
         "WAVEPOD_FEATURE_LAKE": str(state / "lake"),
         "WAVEPOD_FEATURE_STORE_ROOT": str(state / "features"),

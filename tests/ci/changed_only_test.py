@@ -65,9 +65,13 @@ def test_touching_a_lib_selects_the_services_that_depend_on_it(clone: Path) -> N
     assert not any(t.startswith("protos/") for t in targets)
 
 
-def test_touching_a_service_selects_only_that_service(clone: Path) -> None:
+def test_touching_a_service_selects_it_and_the_tests_that_run_it(clone: Path) -> None:
     targets = changed_targets(clone, "services/gateway/server.py")
-    assert services_in(targets) == {"gateway"}
+    # The evaluator's flywheel test runs the gateway as a process; its other tests do not.
+    assert services_in(targets) == {"gateway", "evaluator"}
+    evaluator = {t for t in targets if t.startswith("services/evaluator")}
+    flywheel = "services/evaluator/flywheel_test.py:tests"
+    assert flywheel in evaluator <= {flywheel, "services/evaluator:tests"}, evaluator
     assert {"services/gateway:server", "services/gateway:image"} <= targets
     # Only the one-command stack, which starts every service, among the libraries.
     libs = {t for t in targets if t.startswith("libs/")}

@@ -55,6 +55,15 @@ class InjectableDrift:
 
 
 @dataclass(frozen=True)
+class MailShipsEarlier:
+    """From `effective`, the mail pharmacy ships refills `days` earlier than it did
+    (concept drift: the same features now mean an earlier refill)."""
+
+    effective: date
+    days: int = 12
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     patients: int = 10_000
     start: date = date(2023, 1, 1)
@@ -68,6 +77,7 @@ class SimulationConfig:
     pharmacy_outage: PharmacyOutage | None = None
     population_shift: PopulationShift | None = None
     injectable_drift: InjectableDrift | None = None
+    mail_ships_earlier: MailShipsEarlier | None = None
     payer_mix: tuple[float, ...] = field(default=(0.5, 0.3, 0.15, 0.05))
 
     def __post_init__(self) -> None:

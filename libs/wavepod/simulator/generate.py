@@ -160,7 +160,11 @@ def simulate(config: SimulationConfig) -> PharmacyData:
     for k in range(MAX_FILLS):
         day = fill_day[:, k]
         if k > 0:
-            day = fill_day[:, k - 1] + supply[:, k - 1] + lateness[:, k].astype(np.int64)
+            due = fill_day[:, k - 1] + supply[:, k - 1]
+            late = lateness[:, k].astype(np.int64)
+            if (earlier := config.mail_ships_earlier) is not None:
+                late = late - earlier.days * (mail & (due >= _day(earlier.effective)))
+            day = due + late
             retail = ~mail
             if outage is not None:
                 hit = retail & (day >= _day(outage.start)) & (day < _day(outage.end))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from wavepod.simulator.config import (
     InjectableDrift,
+    MailShipsEarlier,
     PayerPolicyChange,
     PharmacyOutage,
     PopulationShift,
@@ -89,6 +91,32 @@ def test_drift_knobs_change_the_data() -> None:
         & pl.col("fill_date").is_between(outage.start, outage.end, closed="left")
     )
     assert in_outage.height == 0
+
+
+def test_mail_ships_earlier_moves_only_mail_refills_due_after_the_change() -> None:
+    config = SimulationConfig(patients=1_000, seed=11, start=date(2023, 1, 1), end=date(2024, 6, 1))
+    knob = MailShipsEarlier(date(2023, 9, 1), days=12)
+    plain, drifted = simulate(config), simulate(replace(config, mail_ships_earlier=knob))
+
+    def lateness(data: PharmacyData) -> pl.DataFrame:
+        return data.fills.filter(~pl.col("censored")).select(
+            "rx_id",
+            "fill_number",
+            "channel",
+            (pl.col("fill_date") + pl.duration(days=pl.col("days_supply"))).alias("due"),
+            (
+                (pl.col("next_fill_date") - pl.col("fill_date")).dt.total_days()
+                - pl.col("days_supply")
+            ).alias("late"),
+        )
+
+    # The knob draws no random numbers: the same refill, shifted or not.
+    both = lateness(plain).join(lateness(drifted), on=["rx_id", "fill_number"], suffix="_d")
+    shift = both["late_d"] - both["late"]
+    moved = (both["channel"] == "mail") & (both["due_d"] >= knob.effective)
+    assert moved.sum() > 100
+    assert (shift.filter(moved) == -knob.days).all()
+    assert (shift.filter(~moved) == 0).all()
 
 
 def test_publishes_sql_csv_drops_and_fills(data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,47 @@
+"""Helpers for the evaluator's end-to-end tests: trainer runs, and prediction-log and
+feedback records landed through ingest exactly as the gateway sends them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from gateway.feedback import Feedback, FeedbackForwarder
+from gateway.ingest_client import IngestClient
+from gateway.log_shipper import PREDICTION_LOG_SCHEMA, to_event
+from wavepod.feature.v1 import feature_pb2
+from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+
+
+def train(address: str, model: str, trials: int, seed: int) -> str:
+    """A trainer run of the refill set to completion; the registered version."""
+    spec = trainer_pb2.RunSpec(
+        model_name=model,
+        feature_set=feature_pb2.FeatureSetRef(name="refill", version="1"),
+        label_column="days_to_next_fill",
+        budget=trainer_pb2.SearchBudget(max_trials=trials, max_seconds=300),
+        seed=seed,
+        baseline_feature="days_supply",
+    )
+    with grpc.insecure_channel(address) as channel:
+        stub = trainer_pb2_grpc.TrainerServiceStub(channel)
+        started = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), timeout=60)
+        list(stub.WatchRun(trainer_pb2.WatchRunRequest(run_id=started.run_id), timeout=600))
+        run = stub.GetRun(trainer_pb2.GetRunRequest(run_id=started.run_id), timeout=30)
+    assert run.state == trainer_pb2.RUN_STATE_SUCCEEDED, run.error
+    return run.registered_model.version
+
+
+def land(ingest: str, records: list[dict], outcomes: dict[str, float]) -> None:
+    """Prediction-log records and their observed outcomes into the lake through ingest."""
+
+    async def send() -> None:
+        async with grpc.aio.insecure_channel(ingest) as channel:
+            client = IngestClient(channel, 60.0)
+            await client.send(PREDICTION_LOG_SCHEMA, [to_event(r) for r in records])
+            forwarder = FeedbackForwarder(client)
+            for prediction_id, observed in outcomes.items():
+                await forwarder.submit(Feedback(prediction_id, "", None, observed), "pharmacy")
+
+    asyncio.run(send())
