@@ -25,12 +25,13 @@ def wavepod_service(
         python_sources(name="lib", dependencies=list(dependencies))
     # Tests may start the service as a process (by module name), so they get all of it,
     # and services they talk to (`test_dependencies`, e.g. "services/ingest:lib").
-    python_tests(
-        name="tests",
-        timeout=300,
-        dependencies=[":lib", *test_dependencies],
-        overrides=test_overrides or {},
-    )
+    base = [":lib", *test_dependencies]
+    overrides = {}
+    for name, fields in (test_overrides or {}).items():
+        # An override replaces a field: keep the tests' own dependencies beside its extra.
+        extra = fields.get("dependencies")
+        overrides[name] = dict(fields, dependencies=base + list(extra)) if extra else fields
+    python_tests(name="tests", timeout=300, dependencies=base, overrides=overrides)
     pex_binary(
         name="server",
         entry_point="server.py",
