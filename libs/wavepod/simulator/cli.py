@@ -15,7 +15,12 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wavepod.simulator.config import PayerPolicyChange, PharmacyOutage, SimulationConfig
+from wavepod.simulator.config import (
+    MailShipsEarlier,
+    PayerPolicyChange,
+    PharmacyOutage,
+    SimulationConfig,
+)
 from wavepod.simulator.generate import simulate
 from wavepod.simulator.publish import publish_all
 
@@ -37,6 +42,9 @@ def generate(
         str | None, typer.Option(help="Date from which medicare forces 90-day fills.")
     ] = None,
     outage: Annotated[str | None, typer.Option(help="Retail outage START:END (dates).")] = None,
+    mail_earlier: Annotated[
+        str | None, typer.Option(help="Date from which mail order ships 12 days earlier.")
+    ] = None,
 ) -> None:
     config = SimulationConfig(
         patients=patients,
@@ -48,6 +56,9 @@ def generate(
         ),
         pharmacy_outage=(
             PharmacyOutage(*map(date.fromisoformat, outage.split(":"))) if outage else None
+        ),
+        mail_ships_earlier=(
+            MailShipsEarlier(date.fromisoformat(mail_earlier)) if mail_earlier else None
         ),
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
