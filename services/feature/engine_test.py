@@ -259,6 +259,16 @@ def test_statistics_merge_across_partitions(tmp_path: Path, pharmacy: PharmacyDa
     merged = merge(by_day).sort(key)
     assert merged.select(key).equals(whole.sort(key).select(key))
     assert merged["value"].to_list() == pytest.approx(whole.sort(key)["value"].to_list())
+    # Rows in any order summarize as the contiguous months the materialization wrote.
+    shuffled = summarize(
+        rows.sample(fraction=1.0, shuffle=True, seed=3),
+        REFILL_V1.features,
+        edges,
+        pl.col("fill_date").dt.strftime("%Y-%m"),
+    ).sort(PARTITION, *key)
+    stored = by_day.sort(PARTITION, *key)
+    assert shuffled.drop("value").equals(stored.drop("value"))
+    assert shuffled["value"].to_list() == pytest.approx(stored["value"].to_list())
 
     _, stats = engine.stats(REFILL_V1)
     named = {s.feature: s for s in stats}

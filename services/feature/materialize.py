@@ -289,7 +289,7 @@ def _write_partitions(offline: OfflineStore, months: Mapping[str, pl.DataFrame |
             shutil.rmtree(target.parent, ignore_errors=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(target, partial(part.write_parquet, compression="zstd", compression_level=1))
+        _write_atomic(target, partial(part.write_parquet, compression="lz4"))
 
 
 def write_online(feature_set: FeatureSet, rows: pl.DataFrame, online: OnlineStore) -> int:
