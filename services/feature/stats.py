@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import polars as pl
@@ -153,10 +154,7 @@ def _histogram(column: pl.Series, inner: Sequence[float], bounds: np.ndarray) ->
     for edge in inner:
         np.add(index, values >= edge, out=index, casting="unsafe")
     index[np.isnan(values)] = bins
-    counts = [
-        np.bincount(index[start:end], minlength=bins + 1)
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
+    counts = [np.bincount(index[start:end], minlength=bins + 1) for start, end in pairwise(bounds)]
     return np.stack(counts)[:, :bins]
 
 
