@@ -7,7 +7,7 @@ per hour over the measured prediction rate), so the gateway only states its inpu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from opentelemetry import metrics
@@ -33,7 +33,7 @@ class PredictionMetrics:
             explicit_bucket_boundaries_advisory=_VALUE_BUCKETS,
         )
 
-        def constant(value: float) -> object:
+        def constant(value: float) -> Callable[[CallbackOptions], Iterable[Observation]]:
             def observe(_: CallbackOptions) -> Iterable[Observation]:
                 return [Observation(value)]
 
@@ -41,12 +41,12 @@ class PredictionMetrics:
 
         meter.create_observable_gauge(
             "wavepod.serving.cost_per_hour",
-            callbacks=[constant(cost_per_hour)],  # type: ignore[list-item]
+            callbacks=[constant(cost_per_hour)],
             description="Configured cost of the serving fleet per hour",
         )
         meter.create_observable_gauge(
             "wavepod.serving.cost_per_1k_forecast",
-            callbacks=[constant(cost_per_1k_forecast)],  # type: ignore[list-item]
+            callbacks=[constant(cost_per_1k_forecast)],
             description="Forecast cost per 1,000 predictions (the alert's baseline)",
         )
 
