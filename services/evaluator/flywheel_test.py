@@ -159,9 +159,9 @@ def _serve(
     flywheel: Flywheel, requests: pl.DataFrame, names: list[str], outcomes: int = 0
 ) -> tuple[set[str], int]:
     """Each fill's features as an inline row through the gateway, and for an even sample
-    of `outcomes` of them the outcome as feedback (each feedback is one ingest commit:
-    a sample keeps the test minutes shorter). Returns the versions that answered and
-    the outcomes sent."""
+    of `outcomes` of them the outcome as feedback (each call waits for the ingest commit
+    that carries it, concurrent calls share one; a sample keeps the test minutes
+    shorter). Returns the versions that answered and the outcomes sent."""
     every = max(1, -(-requests.height // outcomes)) if outcomes else 0
     versions: set[str] = set()
     feedback: list[gateway_pb2.SubmitFeedbackRequest] = []
@@ -194,7 +194,7 @@ def _serve(
                     raise
                 time.sleep(1)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(submit, feedback))
     return versions, len(feedback)
 

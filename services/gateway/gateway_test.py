@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -372,13 +373,40 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
     assert landed["caller"].to_list() == ["bob", "bob"]
     assert landed["prediction_id"].to_list() == [None, "p-1"]
 
+    # A burst of outcomes: every call answered lands exactly once, and concurrent calls
+    # share ingest streams (group commit) instead of costing one lake commit each.
+    def submit(i: int) -> str:
+        reply = stub.SubmitFeedback(
+            gateway_pb2.SubmitFeedbackRequest(prediction_id=f"burst-{i}", observed_value=100.0 + i),
+            metadata=_auth("bob-token"),
+            timeout=30,
+        )
+        return str(reply.feedback_id)
 
-def _landed(stack: Stack, dataset: str) -> pl.DataFrame:
+    burst = 24
+    with ThreadPoolExecutor(max_workers=burst) as pool:
+        answered = list(pool.map(submit, range(burst)))
+    landed = _landed(stack, "prediction_feedback")
+    assert landed.height == 2 + burst
+    assert set(landed["feedback_id"]) == {first.feedback_id, second.feedback_id, *answered}
+    assert _commits(stack, "prediction_feedback") <= 2 + burst // 2
+
+
+def _lineage(stack: Stack, dataset: str) -> ingest_pb2.GetLineageResponse:
     with grpc.insecure_channel(stack.ingest) as channel:
-        lineage = ingest_pb2_grpc.IngestServiceStub(channel).GetLineage(
+        return ingest_pb2_grpc.IngestServiceStub(channel).GetLineage(
             ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name=dataset)), timeout=10
         )
+
+
+def _landed(stack: Stack, dataset: str) -> pl.DataFrame:
+    lineage = _lineage(stack, dataset)
     return pl.read_parquet([f for record in lineage.records for f in record.output_files])
+
+
+def _commits(stack: Stack, dataset: str) -> int:
+    """Batches that landed rows in `dataset`."""
+    return sum(1 for record in _lineage(stack, dataset).records if record.output_files)
 
 
 def test_a_spool_file_sent_again_lands_nothing_twice(stack: Stack, tmp_path: Path) -> None:
