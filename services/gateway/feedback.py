@@ -19,7 +19,12 @@ from gateway.ingest_client import IngestClient
 from wavepod.common.v1 import values_pb2
 from wavepod.ingest.v1 import ingest_pb2
 from wavepod.runtime.batching import Coalescer, Waiting
-from wavepod.runtime.status import FieldViolation, InvalidArgument
+from wavepod.runtime.status import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    ServiceError,
+)
 from wavepod.values import to_timestamp, to_value
 
 DATASET = "prediction_feedback"
@@ -68,7 +73,7 @@ class FeedbackForwarder:
         self._ingest = ingest
         # No queue delay: a batch forms whenever the previous stream has landed, so a
         # lone outcome waits for nothing and a burst waits for one stream.
-        self._batches: Coalescer[ingest_pb2.Event, InvalidArgument | None] = Coalescer(
+        self._batches: Coalescer[ingest_pb2.Event, ServiceError | None] = Coalescer(
             self._send, max_batch, max_delay_s=0.0, span_name="feedback to ingest"
         )
 
@@ -96,14 +101,25 @@ class FeedbackForwarder:
         return feedback_id
 
     async def _send(
-        self, batch: Sequence[Waiting[ingest_pb2.Event, InvalidArgument | None]]
-    ) -> list[InvalidArgument | None]:
+        self, batch: Sequence[Waiting[ingest_pb2.Event, ServiceError | None]]
+    ) -> list[ServiceError | None]:
         events = [w.item for w in batch]
-        reply = await self._ingest.send(FEEDBACK_SCHEMA, events)
-        if not reply.quarantined:
-            return [None] * len(events)
-        if len(events) > 1:
-            # The counts do not say whose event ingest quarantined: each goes again
-            # alone (event ids land nothing twice), so each caller gets its own answer.
-            return [(await self._send(batch[i : i + 1]))[0] for i in range(len(batch))]
-        return [InvalidArgument(FieldViolation("feedback", "ingest quarantined it"))]
+        try:
+            reply = await self._ingest.send(FEEDBACK_SCHEMA, events)
+        except FailedPrecondition:  # the stream broke the dataset's quality rules
+            if len(events) == 1:
+                raise
+        else:
+            if not reply.quarantined:
+                return [None] * len(events)
+            if len(events) == 1:
+                return [InvalidArgument(FieldViolation("feedback", "ingest quarantined it"))]
+        # Ingest does not say whose events broke a rule: each goes again alone (event
+        # ids land nothing twice), so each caller gets its own answer.
+        answers: list[ServiceError | None] = []
+        for one in batch:
+            try:
+                answers.extend(await self._send([one]))
+            except FailedPrecondition as refused:
+                answers.append(refused)
+        return answers

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from feature.testing import small_pharmacy, write_lake
+from gateway.feedback import FEEDBACK_SCHEMA
 from gateway.ingest_client import IngestClient
 from gateway.log_shipper import DATASET, SHIPPED, LogShipper
 from gateway.testing import LABEL, publish_model, train_refill_model
@@ -390,6 +391,39 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
     assert landed.height == 2 + burst
     assert set(landed["feedback_id"]) == {first.feedback_id, second.feedback_id, *answered}
     assert _commits(stack, "prediction_feedback") <= 2 + burst // 2
+
+    # An operator tightens the dataset (a new major version with a plausibility range):
+    # in a burst, the outcomes that break it are refused, each to its own caller, and
+    # the others land once, though they shared streams with refused ones.
+    stricter = ingest_pb2.Schema()
+    stricter.CopyFrom(FEEDBACK_SCHEMA)
+    stricter.version = "2.0"
+    stricter.rules.append(
+        ingest_pb2.QualityRule(
+            id="plausible", kind="range", column="observed_value", params={"max": "1000"}
+        )
+    )
+    with grpc.insecure_channel(stack.ingest) as channel:
+        ingest_pb2_grpc.IngestServiceStub(channel).RegisterSchema(
+            ingest_pb2.RegisterSchemaRequest(schema=stricter), timeout=10
+        )
+
+    def outcome(i: int) -> str:
+        try:
+            return submit(i if i % 3 else 5_000 + i)  # every third is implausible
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "plausible" in (error.details() or "")  # the rule it broke
+            return "refused"
+
+    time.sleep(1)  # bob's rate-limit bucket refills after the first burst
+    with ThreadPoolExecutor(max_workers=burst) as pool:
+        answers = list(pool.map(outcome, range(burst)))
+    assert [a == "refused" for a in answers] == [i % 3 == 0 for i in range(burst)]
+    landed = _landed(stack, "prediction_feedback")
+    accepted = {a for a in answers if a != "refused"}
+    assert accepted <= set(landed["feedback_id"])
+    assert landed.height == 2 + burst + len(accepted)
 
 
 def _lineage(stack: Stack, dataset: str) -> ingest_pb2.GetLineageResponse:
