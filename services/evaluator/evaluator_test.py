@@ -21,6 +21,7 @@ from mlflow.artifacts import download_artifacts
 
 from evaluator.evaluation import EVALUATION_ID_TAG, PREDICTION, REFERENCE_FILE, REPORTS
 from evaluator.testing import land, train
+from ingest.testing import ingest_env
 from trainer.testing import model_plane
 from wavepod.common.v1 import refs_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
@@ -59,15 +60,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     with (
         model_plane(state) as plane,
-        service_process(
-            "ingest.server",
-            "ingest",
-            {
-                "WAVEPOD_INGEST_LAKE_ROOT": str(state / "ingest-lake"),
-                "WAVEPOD_INGEST_PII_KEY_REF": "env:EVALUATOR_TEST_PII_KEY",
-                "EVALUATOR_TEST_PII_KEY": "test-key",
-            },
-        ) as ingest,
+        service_process("ingest.server", "ingest", ingest_env(state / "ingest-lake")) as ingest,
         service_process(
             "evaluator.server",
             "evaluator",

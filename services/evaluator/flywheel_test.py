@@ -25,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from evaluator.testing import train
 from feature.testing import write_fills
+from ingest.testing import ingest_env
 from trainer.testing import model_plane
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
@@ -73,51 +74,48 @@ def flywheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
         f"{hash_token('ops-token')} ops admin\n"
         f"{hash_token('pharmacy-token')} pharmacy predict,feedback\n"
     )
-    with model_plane(state, data=before) as plane:
-        ingest_env = {
-            "WAVEPOD_INGEST_LAKE_ROOT": str(state / "ingest-lake"),
-            "WAVEPOD_INGEST_PII_KEY_REF": "env:FLYWHEEL_TEST_PII_KEY",
-            "FLYWHEEL_TEST_PII_KEY": "test-key",
+    with (
+        model_plane(state, data=before) as plane,
+        service_process("ingest.server", "ingest", ingest_env(state / "ingest-lake")) as ingest,
+    ):
+        evaluator_env = {
+            "WAVEPOD_EVALUATOR_LAKE": f"ingest://{ingest.address}",
+            "WAVEPOD_EVALUATOR_TRAINER": plane.trainer.address,
+            "WAVEPOD_EVALUATOR_MLFLOW_TRACKING_URI": plane.mlflow,
+            "WAVEPOD_EVALUATOR_INFERENCE": plane.inference.address,
+            "WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE": str(tokens),
+            "WAVEPOD_EVALUATOR_AUDIT_LOG": str(state / "evaluator-audit.jsonl"),
+            "WAVEPOD_EVALUATOR_GATE_LATENCY_BUDGET_MS": "50",
         }
-        with service_process("ingest.server", "ingest", ingest_env) as ingest:
-            evaluator_env = {
-                "WAVEPOD_EVALUATOR_LAKE": f"ingest://{ingest.address}",
-                "WAVEPOD_EVALUATOR_TRAINER": plane.trainer.address,
-                "WAVEPOD_EVALUATOR_MLFLOW_TRACKING_URI": plane.mlflow,
-                "WAVEPOD_EVALUATOR_INFERENCE": plane.inference.address,
-                "WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE": str(tokens),
-                "WAVEPOD_EVALUATOR_AUDIT_LOG": str(state / "evaluator-audit.jsonl"),
-                "WAVEPOD_EVALUATOR_GATE_LATENCY_BUDGET_MS": "50",
-            }
-            gateway_env = {
-                "WAVEPOD_GATEWAY_INFERENCE": plane.inference.address,
-                "WAVEPOD_GATEWAY_FEATURE_SERVICE": plane.feature.address,
-                "WAVEPOD_GATEWAY_INGEST": ingest.address,
-                "WAVEPOD_GATEWAY_MLFLOW_TRACKING_URI": plane.mlflow,
-                "WAVEPOD_GATEWAY_ALIASES_REFRESH_SECONDS": "1",
-                "WAVEPOD_GATEWAY_DEFAULT_MODEL": MODEL,
-                "WAVEPOD_GATEWAY_AUTH_TOKENS_FILE": str(tokens),
-                "WAVEPOD_GATEWAY_PREDICTION_LOG_DIR": str(state / "prediction-log"),
-                "WAVEPOD_GATEWAY_PREDICTION_LOG_SHIP_SECONDS": "0.5",
-                "WAVEPOD_GATEWAY_AUDIT_LOG": str(state / "gateway-audit.jsonl"),
-                # Inline rows after a concept drift sit inside the training ranges, but
-                # this test is about the loop, not about refusing edge values.
-                "WAVEPOD_GATEWAY_RANGE_SLACK": "10",
-            }
-            with (
-                service_process("evaluator.server", "evaluator", evaluator_env) as evaluator,
-                service_process("gateway.server", "gateway", gateway_env) as gateway,
-                grpc.insecure_channel(evaluator.address) as evaluator_channel,
-                grpc.insecure_channel(gateway.address) as gateway_channel,
-            ):
-                yield Flywheel(
-                    data,
-                    state / "lake",
-                    plane.feature.address,
-                    gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
-                    evaluator_pb2_grpc.EvaluatorServiceStub(evaluator_channel),
-                    plane.trainer.address,
-                )
+        gateway_env = {
+            "WAVEPOD_GATEWAY_INFERENCE": plane.inference.address,
+            "WAVEPOD_GATEWAY_FEATURE_SERVICE": plane.feature.address,
+            "WAVEPOD_GATEWAY_INGEST": ingest.address,
+            "WAVEPOD_GATEWAY_MLFLOW_TRACKING_URI": plane.mlflow,
+            "WAVEPOD_GATEWAY_ALIASES_REFRESH_SECONDS": "1",
+            "WAVEPOD_GATEWAY_DEFAULT_MODEL": MODEL,
+            "WAVEPOD_GATEWAY_AUTH_TOKENS_FILE": str(tokens),
+            "WAVEPOD_GATEWAY_PREDICTION_LOG_DIR": str(state / "prediction-log"),
+            "WAVEPOD_GATEWAY_PREDICTION_LOG_SHIP_SECONDS": "0.5",
+            "WAVEPOD_GATEWAY_AUDIT_LOG": str(state / "gateway-audit.jsonl"),
+            # Inline rows after a concept drift sit inside the training ranges, but
+            # this test is about the loop, not about refusing edge values.
+            "WAVEPOD_GATEWAY_RANGE_SLACK": "10",
+        }
+        with (
+            service_process("evaluator.server", "evaluator", evaluator_env) as evaluator,
+            service_process("gateway.server", "gateway", gateway_env) as gateway,
+            grpc.insecure_channel(evaluator.address) as evaluator_channel,
+            grpc.insecure_channel(gateway.address) as gateway_channel,
+        ):
+            yield Flywheel(
+                data,
+                state / "lake",
+                plane.feature.address,
+                gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
+                evaluator_pb2_grpc.EvaluatorServiceStub(evaluator_channel),
+                plane.trainer.address,
+            )
 
 
 def _promote(flywheel: Flywheel, version: str) -> None:

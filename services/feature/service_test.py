@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from feature.testing import SIMULATOR_ONLY, small_pharmacy
+from ingest.testing import ingest_env
 from wavepod.common.v1 import refs_pb2
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -55,12 +56,7 @@ def materialize(
 def test_feature_service_end_to_end(tmp_path: Path) -> None:
     data = small_pharmacy(patients=150, seed=21)
     fills = data.fills.drop(SIMULATOR_ONLY)
-    ingest_env = {
-        "WAVEPOD_INGEST_LAKE_ROOT": str(tmp_path / "lake"),
-        "WAVEPOD_INGEST_PII_KEY_REF": "env:TEST_PII_KEY",
-        "TEST_PII_KEY": "feature-test-key",
-    }
-    with service_process("ingest.server", "ingest", ingest_env) as ingest:
+    with service_process("ingest.server", "ingest", ingest_env(tmp_path / "lake")) as ingest:
         feature_env = {
             "WAVEPOD_FEATURE_LAKE": f"ingest://{ingest.address}",
             "WAVEPOD_FEATURE_STORE_ROOT": str(tmp_path / "features"),

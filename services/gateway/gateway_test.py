@@ -30,6 +30,7 @@ from gateway.ingest_client import IngestClient
 from gateway.log_shipper import DATASET, SHIPPED, LogShipper
 from gateway.testing import LABEL, publish_model, train_refill_model
 from inference.repository import ModelRepository
+from ingest.testing import ingest_env
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -105,13 +106,8 @@ def _stack(state: Path, receiver: OtlpReceiver) -> Iterator[Stack]:
             "WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repo.root),
             **_telemetry("inference", receiver),
         }
-        ingest_env = {
-            "WAVEPOD_INGEST_LAKE_ROOT": str(state / "ingest-lake"),
-            "WAVEPOD_INGEST_PII_KEY_REF": "env:GATEWAY_TEST_PII_KEY",
-            "GATEWAY_TEST_PII_KEY": "test-key",
-        }
         with (
-            service_process("ingest.server", "ingest", ingest_env) as ingest,
+            service_process("ingest.server", "ingest", ingest_env(state / "ingest-lake")) as ingest,
             service_process("inference.server", "inference", inference_env) as inference,
         ):
             metrics_port = free_port()
