@@ -41,7 +41,13 @@ def land(ingest: str, records: list[dict], outcomes: dict[str, float]) -> None:
             client = IngestClient(channel, 60.0)
             await client.send(PREDICTION_LOG_SCHEMA, [to_event(r) for r in records])
             forwarder = FeedbackForwarder(client)
-            for prediction_id, observed in outcomes.items():
-                await forwarder.submit(Feedback(prediction_id, "", None, observed), "pharmacy")
+            # Together, as concurrent callers would: the forwarder lands them in shared
+            # commits instead of one each.
+            await asyncio.gather(
+                *(
+                    forwarder.submit(Feedback(prediction_id, "", None, observed), "pharmacy")
+                    for prediction_id, observed in outcomes.items()
+                )
+            )
 
     asyncio.run(send())
