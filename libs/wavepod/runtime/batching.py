@@ -26,9 +26,12 @@ from opentelemetry import trace
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Below the event loop's timer resolution (~1 ms) a timed wait would oversleep; one loop
-# turn takes in whatever requests have arrived meanwhile instead.
-_TIMER_RESOLUTION = 0.002
+# The event loop sleeps in whole milliseconds (epoll's resolution, rounded up), so a timed
+# wait for the rest of the queue delay is cut to whole milliseconds: a batch never leaves
+# later than its delay, and a last fraction of a millisecond is not waited at all.
+# (Spinning through that fraction instead, as this loop once did, cost a core: at a 2 ms
+# delay, 3.3 ms of CPU per request at concurrency 1.)
+_TIMER_RESOLUTION = 0.001
 
 
 @dataclass
@@ -84,14 +87,13 @@ class Coalescer(Generic[T, R]):
             deadline = self._waiting[0].enqueued + self._delay
             while self._waiting_rows < self.max_rows:
                 remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
                 if remaining < _TIMER_RESOLUTION:
-                    await asyncio.sleep(0)
-                    continue
+                    break
                 self._arrived.clear()
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                    await asyncio.wait_for(
+                        self._arrived.wait(), remaining // _TIMER_RESOLUTION * _TIMER_RESOLUTION
+                    )
                 except TimeoutError:
                     break
             batch: list[Waiting[T, R]] = []
