@@ -8,7 +8,9 @@ clients with 1, 8 and 64 requests in flight, one row per request:
 - wavepod inference (tritonclient.grpc.aio), dynamic batching on, and the same model
   with batching off;
 - `mlflow models serve` of the registered version (1 worker, JSON over HTTP, httpx);
-- ONNX Runtime in process (the floor: no network, no protocol, no queue).
+- ONNX Runtime in process (the floor: no network, no protocol, no queue);
+- a bare grpc.aio server answering ModelInfer with zeros (the protocol floor: what one
+  Python gRPC hop with this client costs here; benchmarks/protocol_floor.py).
 Goals: >= 3x mlflow serve's throughput at concurrency 8; dynamic batching >= 2x the
 throughput of batching off at concurrency 64 with no worse p99.
 
@@ -41,6 +43,7 @@ from benchmarks.serving import (
     closed_loop,
     mlflow_call,
     mlflow_serve,
+    protocol_floor,
     record,
     register_onnx,
     wait_http,
@@ -56,6 +59,7 @@ CONCURRENCY = (1, 8, 64)
 TREES = 200
 BATCHED, UNBATCHED = "tree", "tree_unbatched"
 QUEUE_DELAY_US = 2000
+FLOOR = "bare grpc.aio ModelInfer"
 
 
 def parse() -> argparse.Namespace:
@@ -174,6 +178,15 @@ async def main(args: argparse.Namespace) -> int:
         swap_seconds, swap_failures = await swap(proc.address, repository, rows)
         assert proc.terminate(timeout=30) == 0
 
+    with protocol_floor() as address:
+        async with triton_aio.InferenceServerClient(url=address) as client:
+            for concurrency in CONCURRENCY:
+                latencies, errors = await closed_loop(
+                    triton_call(client, BATCHED, rows), concurrency, seconds
+                )
+                assert errors == 0, f"protocol floor: {errors} failed requests"
+                note(FLOOR, concurrency, latencies)
+
     with mlflow_server(state / "mlflow") as tracking:
         uri = register_onnx(tracking, model.proto, FEATURES, INPUT, OUTPUT, "bench-tree")
         port = free_port()
@@ -211,6 +224,8 @@ async def main(args: argparse.Namespace) -> int:
         )
     )
     report.compare(rates["wavepod batching"][1], rates["onnxruntime in-process"][1], "")
+    for concurrency in CONCURRENCY:  # the share of one bare Python gRPC hop's rate
+        report.compare(rates["wavepod batching"][concurrency], rates[FLOOR][concurrency], "")
     print(
         f"swap: version 2 answered {swap_seconds * 1000:.0f} ms after publishing began;"
         f" {swap_failures} failed requests"

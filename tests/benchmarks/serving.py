@@ -11,7 +11,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,9 +20,12 @@ import mlflow
 import mlflow.onnx
 import numpy as np
 import onnx
+import tritonclient.grpc as triton
 from benchmarks.harness import Latency, Measurement, Report, percentile
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
+
+from wavepod.runtime.testing.process import free_port
 
 Call = Callable[[int], Awaitable[object]]
 
@@ -130,3 +134,29 @@ async def wait_http(
                 pass
             await asyncio.sleep(0.5)
     raise RuntimeError(f"mlflow models serve did not come up:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def protocol_floor(timeout: float = 60) -> Iterator[str]:
+    """Runs benchmarks.protocol_floor (a bare ModelInfer server) as a process; its address."""
+    port = free_port()
+    env = {**os.environ, "FLOOR_PORT": str(port)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.protocol_floor"], env=env)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        client = triton.InferenceServerClient(url=address)
+        while True:
+            try:
+                if client.is_server_live():
+                    break
+            except Exception:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+        client.close()
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -11,6 +11,7 @@ run flush hooks, exit 0).
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import signal
@@ -161,6 +162,10 @@ async def start_server(app: ServiceApp, settings: ServiceSettings) -> RunningSer
 
 async def serve(app: ServiceApp, settings: ServiceSettings) -> int:
     running = await start_server(app, settings)
+    # What start-up allocated (modules, stubs, loaded models) lives as long as the process:
+    # frozen, a full collection no longer walks it. Unfrozen, each full collection stalled
+    # the inference server for 80-110 ms under load: its p99.
+    gc.freeze()
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
