@@ -406,7 +406,7 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
 
     def outcome(i: int) -> str:
         try:
-            return submit(i if i % 3 else 5_000 + i)  # every third is implausible
+            return submit(i)
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "plausible" in (error.details() or "")  # the rule it broke
@@ -414,12 +414,40 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
 
     time.sleep(1)  # bob's rate-limit bucket refills after the first burst
     with ThreadPoolExecutor(max_workers=burst) as pool:
-        answers = list(pool.map(outcome, range(burst)))
+        # Every third is implausible.
+        answers = list(pool.map(outcome, [i if i % 3 else 5_000 + i for i in range(burst)]))
     assert [a == "refused" for a in answers] == [i % 3 == 0 for i in range(burst)]
     landed = _landed(stack, "prediction_feedback")
     accepted = {a for a in answers if a != "refused"}
     assert accepted <= set(landed["feedback_id"])
     assert landed.height == 2 + burst + len(accepted)
+
+    # A tolerant version (half of a stream's rows may break a rule): a shared stream now
+    # commits with its implausible outcomes quarantined instead of failing. Those go again
+    # alone and are refused by the rule; the rest of the stream landed once.
+    tolerant = ingest_pb2.Schema()
+    tolerant.CopyFrom(stricter)
+    tolerant.version = "2.1"
+    tolerant.max_bad_row_ratio = 0.5
+    with grpc.insecure_channel(stack.ingest) as channel:
+        ingest_pb2_grpc.IngestServiceStub(channel).RegisterSchema(
+            ingest_pb2.RegisterSchemaRequest(schema=tolerant), timeout=10
+        )
+
+    def quarantining_commits() -> int:
+        records = _lineage(stack, "prediction_feedback").records
+        return sum(1 for r in records if int(r.attributes["rows_quarantined"]) > 0)
+
+    before = landed.height
+    time.sleep(1)
+    with ThreadPoolExecutor(max_workers=burst) as pool:
+        answers = list(pool.map(outcome, [i if i % 6 else 5_000 + i for i in range(burst)]))
+    assert [a == "refused" for a in answers] == [i % 6 == 0 for i in range(burst)]
+    landed = _landed(stack, "prediction_feedback")
+    accepted = {a for a in answers if a != "refused"}
+    assert accepted <= set(landed["feedback_id"])
+    assert landed.height == before + len(accepted)
+    assert quarantining_commits() >= 1  # the shared-stream path this burst is about
 
 
 def _lineage(stack: Stack, dataset: str) -> ingest_pb2.GetLineageResponse:
