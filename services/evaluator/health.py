@@ -63,14 +63,16 @@ class Health:
     report_uri: str = ""  # the window's HTML report, an artifact of the version's run
 
 
-def _read(lake: Lake, dataset: str) -> pl.DataFrame | None:
+def _scan(lake: Lake, dataset: str) -> pl.LazyFrame | None:
+    """The dataset's committed files, lazily: filters then skip what they exclude (row
+    groups by their statistics) instead of reading the whole log on every check."""
     try:
         files = lake.files(dataset)
     except NotFound:
         return None
     if not files:
         return None
-    return pl.scan_parquet([f.url for f in files], missing_columns="insert").collect()
+    return pl.scan_parquet([f.url for f in files], missing_columns="insert")
 
 
 class HealthCheck:
@@ -106,14 +108,17 @@ class HealthCheck:
         if not version:
             raise NotFound(f"model {name!r} has no champion; name a version")
         reference, evaluated_mae, run = self._reference(name, version)
-        log = _read(self._lake, PREDICTION_LOG)
-        if log is None:
+        scan = _scan(self._lake, PREDICTION_LOG)
+        if scan is None:
             raise FailedPrecondition("no prediction log in the lake yet")
-        log = log.filter(pl.col("model") == name)
+        scan = scan.filter(pl.col("model") == name)
         if since is not None:
-            log = log.filter(pl.col("at") >= since)
-        feedback = _read(self._lake, FEEDBACK)
-        if feedback is None:
+            scan = scan.filter(pl.col("at") >= since)
+        log = scan.collect()
+        feedback_scan = _scan(self._lake, FEEDBACK)
+        if feedback_scan is not None:
+            feedback = feedback_scan.collect()
+        else:
             feedback = pl.DataFrame(
                 schema={
                     "prediction_id": pl.String,
