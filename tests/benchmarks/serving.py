@@ -7,6 +7,7 @@ fixed time; throughput is answers per second, latencies are per answer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -51,6 +52,10 @@ async def closed_loop(call: Call, concurrency: int, seconds: float) -> tuple[lis
 
     for n in range(min(concurrency, 8)):  # warm connections
         await call(n)
+    # The load generator should not stall on its own full collections (this process holds
+    # MLflow, polars and the rest): what it holds now is frozen out of the collector.
+    gc.collect()
+    gc.freeze()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return latencies, errors
 
