@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes fresh secrets for deploy/compose into ./secrets (mode 600, never committed) and
-# prints the gateway's first bearer token once. Existing files are kept.
+# prints the first bearer tokens of the gateway and the evaluator once. Existing files are kept.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 mkdir -p secrets
@@ -16,11 +16,27 @@ write minio_user wavepod
 write minio_password "$(random)"
 write grafana_admin_password "$(random)"
 write s3_credentials "$(printf '[default]\naws_access_key_id = wavepod\naws_secret_access_key = %s' "$(cat secrets/minio_password)")"
+sha256() { python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.read().strip().encode()).hexdigest())'; }
 if [[ ! -e secrets/gateway_tokens ]]; then
   token="$(random)"
-  digest="$(printf '%s' "$token" | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
-  write gateway_tokens "$digest admin admin,predict,feedback"
+  write gateway_tokens "$(printf '%s' "$token" | sha256) admin admin,predict,feedback"
   echo "gateway token (role admin,predict,feedback; stored only as its sha256): $token"
+fi
+if [[ ! -e secrets/evaluator_tokens ]]; then  # promotion, rollback, retraining
+  token="$(random)"
+  write evaluator_tokens "$(printf '%s' "$token" | sha256) admin admin,evaluate"
+  echo "evaluator token (role admin,evaluate; stored only as its sha256): $token"
+fi
+# Services calling services: each caller presents its own token; the internal services
+# (ingest, feature, trainer, inference) keep only the hashes, one principal per caller.
+callers=(gateway feature trainer evaluator)
+for caller in "${callers[@]}"; do write "${caller}_token" "$(random)"; done
+if [[ ! -e secrets/service_tokens ]]; then
+  lines=""
+  for caller in "${callers[@]}"; do
+    lines+="$(sha256 < "secrets/${caller}_token") ${caller} service"$'\n'
+  done
+  write service_tokens "${lines%$'\n'}"
 fi
 
 # Compose bind-mounts secret files as they are: each belongs to the uid that reads it
@@ -33,5 +49,5 @@ own() {  # uid, files...
     chown "$uid:$uid" "secrets/$f" 2>/dev/null && chmod 400 "secrets/$f" || chmod 644 "secrets/$f"
   done
 }
-own 65532 pii_key gateway_tokens s3_credentials
+own 65532 pii_key gateway_tokens evaluator_tokens s3_credentials service_tokens "${callers[@]/%/_token}"
 own 472 grafana_admin_password

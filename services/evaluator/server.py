@@ -74,7 +74,7 @@ def app(settings: EvaluatorSettings) -> ServiceApp:
             await open_channel.close()
 
     subgroups = tuple(s.strip() for s in settings.subgroups.split(",") if s.strip())
-    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    token = settings.outgoing_token()
     lake = open_lake(settings.lake, token, settings.outgoing_timeout_seconds)
     audit = AuditLog(settings.audit_log)
     evaluator = Evaluator(settings.mlflow_tracking_uri, subgroups)

@@ -23,7 +23,7 @@ def app(settings: FeatureSettings) -> ServiceApp:
         builtin_registry(),
         open_lake(
             settings.lake,
-            settings.auth_token.get_secret_value() if settings.auth_token else None,
+            settings.outgoing_token(),
             settings.outgoing_timeout_seconds,
         ),
         settings.store_root,

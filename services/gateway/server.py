@@ -68,7 +68,7 @@ def router(settings: GatewaySettings) -> Router:
 
 
 def app(settings: GatewaySettings) -> ServiceApp:
-    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    token = settings.outgoing_token()
     headers = {"authorization": f"Bearer {token}"} if token else None
     log = PredictionLog(
         settings.prediction_log_dir,

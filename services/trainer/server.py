@@ -22,7 +22,7 @@ DEFAULT_PORT = 50053
 
 
 def app(settings: TrainerSettings) -> ServiceApp:
-    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    token = settings.outgoing_token()
     features = FeatureClient(
         settings.feature_service,
         token,

@@ -36,6 +36,15 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
         for volume in service.get("volumes", []):
             if volume["type"] == "bind":
                 assert Path(volume["source"]).exists(), (name, volume["source"])
+    # Inside the network, services answer only service tokens, and each caller has one.
+    for name in ("ingest", "feature", "trainer", "inference"):
+        tokens = services[name]["environment"][f"WAVEPOD_{name.upper()}_AUTH_TOKENS_FILE"]
+        assert tokens == "/run/secrets/service_tokens", name
+    evaluator = services["evaluator"]["environment"]
+    assert evaluator["WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE"] == "/run/secrets/evaluator_tokens"
+    for name in ("gateway", "feature", "trainer", "evaluator"):
+        token = services[name]["environment"][f"WAVEPOD_{name.upper()}_AUTH_TOKEN_FILE"]
+        assert token == f"/run/secrets/{name}_token", name
     # Secrets are files (Compose secrets), never environment values.
     for service in services.values():
         for key, value in (service.get("environment") or {}).items():

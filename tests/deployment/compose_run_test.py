@@ -1,7 +1,8 @@
 """wavepod's six images run together under Compose: the host-network override with
 embedded backends (what a Docker daemon without a bridge or registry can run), each
-healthy, the gateway reading its token secret and wired to inference, all stopping
-cleanly on `compose stop`.
+healthy, the gateway reading its token secret and wired to inference with its service
+token, internal services refusing callers without one, all stopping cleanly on
+`compose stop`.
 
 Needs a Docker daemon (DOCKER_HOST; .ci/run starts one) and the images, which Pants
 builds first (runtime_package_dependencies).
@@ -19,9 +20,12 @@ import grpc
 import pytest
 from deployment.compose_support import COMPOSE_DIR, WAVEPOD, compose, run_compose
 from grpc_health.v1 import health_pb2
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from wavepod.common.v1 import refs_pb2
+from wavepod.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import free_port, health_status
 
@@ -80,3 +84,26 @@ def test_wavepod_images_run_together_under_compose(running: dict[str, int]) -> N
             stub.Predict(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value.details()
         assert "nope" in (unknown.value.details() or "")
+
+    # Inside the stack too, a service answers only callers with a service token: the
+    # gateway's reached inference above (its own token, from its secret); a caller
+    # without one, here on the host network, is refused by inference and by ingest.
+    with grpc.insecure_channel(f"127.0.0.1:{running['inference']}") as channel:
+        with pytest.raises(grpc.RpcError) as anonymous:
+            service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerLive(
+                service_pb2.ServerLiveRequest(), timeout=10
+            )
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with grpc.insecure_channel(f"127.0.0.1:{running['ingest']}") as channel:
+        with pytest.raises(grpc.RpcError) as anonymous:
+            ingest_pb2_grpc.IngestServiceStub(channel).ListDatasets(
+                ingest_pb2.ListDatasetsRequest(), timeout=10
+            )
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The evaluator's promotions and rollbacks take an admin's token, not a service's.
+    with grpc.insecure_channel(f"127.0.0.1:{running['evaluator']}") as channel:
+        with pytest.raises(grpc.RpcError) as anonymous:
+            evaluator_pb2_grpc.EvaluatorServiceStub(channel).Rollback(
+                evaluator_pb2.RollbackRequest(), timeout=10
+            )
+        assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED

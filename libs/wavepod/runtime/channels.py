@@ -54,7 +54,7 @@ def connect(
 ) -> grpc.aio.Channel:
     """A channel whose calls all carry a deadline and the service's token; TLS (and the
     service's client certificate) when the settings name a CA."""
-    token = settings.auth_token.get_secret_value() if settings.auth_token else None
+    token = settings.outgoing_token()
     interceptors = [
         _OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token),
         *aio_client_interceptors(),

@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     auth_token: SecretStr | None = Field(
         None, description="Bearer token this service presents on outgoing calls."
     )
+    auth_token_file: Path | None = Field(
+        None, description="File holding that token instead (a Compose or Kubernetes secret)."
+    )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate chain: serve TLS (with tls_key_file)."
     )
@@ -57,7 +60,18 @@ class ServiceSettings(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file: set both or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file")
+        if self.auth_token is not None and self.auth_token_file is not None:
+            raise ValueError("auth_token and auth_token_file: set one or neither")
         return self
+
+    def outgoing_token(self) -> str | None:
+        """The bearer token for this service's outgoing calls, if it has one."""
+        if self.auth_token_file is not None:
+            token = self.auth_token_file.read_text().strip()
+            if not token:
+                raise ValueError(f"auth_token_file {self.auth_token_file} is empty")
+            return token
+        return self.auth_token.get_secret_value() if self.auth_token else None
 
 
 def env_prefix(service: str) -> str:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from wavepod.runtime.settings import ServiceSettings, env_prefix, load_settings
@@ -26,6 +28,22 @@ def test_secrets_do_not_leak_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.auth_token is not None
     assert settings.auth_token.get_secret_value() == "s3cr3t"
     assert "s3cr3t" not in repr(settings)
+    assert settings.outgoing_token() == "s3cr3t"
+
+
+def test_the_outgoing_token_can_come_from_a_secret_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "gateway_token"
+    secret.write_text("fr0m-f1le\n")
+    monkeypatch.setenv("WAVEPOD_GATEWAY_AUTH_TOKEN_FILE", str(secret))
+    settings = load_settings("gateway", ServiceSettings)
+    assert settings.outgoing_token() == "fr0m-f1le"
+    assert "fr0m-f1le" not in repr(settings)
+    assert load_settings("ingest", ServiceSettings).outgoing_token() is None
+    monkeypatch.setenv("WAVEPOD_GATEWAY_AUTH_TOKEN", "s3cr3t")
+    with pytest.raises(ValueError, match="auth_token and auth_token_file"):
+        load_settings("gateway", ServiceSettings)
 
 
 def test_tls_files_must_pair_up(monkeypatch: pytest.MonkeyPatch) -> None:
