@@ -412,15 +412,21 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
             assert "plausible" in (error.details() or "")  # the rule it broke
             return "refused"
 
-    time.sleep(1)  # bob's rate-limit bucket refills after the first burst
-    with ThreadPoolExecutor(max_workers=burst) as pool:
-        # Every third is implausible.
-        answers = list(pool.map(outcome, [i if i % 3 else 5_000 + i for i in range(burst)]))
-    assert [a == "refused" for a in answers] == [i % 3 == 0 for i in range(burst)]
-    landed = _landed(stack, "prediction_feedback")
-    accepted = {a for a in answers if a != "refused"}
-    assert accepted <= set(landed["feedback_id"])
-    assert landed.height == 2 + burst + len(accepted)
+    def burst_with_implausible(every: int) -> None:
+        """A burst in which every `every`-th outcome is implausible: exactly those are
+        refused, and each accepted one lands once."""
+        before = _landed(stack, "prediction_feedback").height
+        time.sleep(1)  # bob's rate-limit bucket refills after the burst before
+        with ThreadPoolExecutor(max_workers=burst) as pool:
+            values = [i if i % every else 5_000 + i for i in range(burst)]
+            answers = list(pool.map(outcome, values))
+        assert [a == "refused" for a in answers] == [i % every == 0 for i in range(burst)]
+        landed = _landed(stack, "prediction_feedback")
+        accepted = {a for a in answers if a != "refused"}
+        assert accepted <= set(landed["feedback_id"])
+        assert landed.height == before + len(accepted)
+
+    burst_with_implausible(every=3)
 
     # A tolerant version (half of a stream's rows may break a rule): a shared stream now
     # commits with its implausible outcomes quarantined instead of failing. Those go again
@@ -438,15 +444,7 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
         records = _lineage(stack, "prediction_feedback").records
         return sum(1 for r in records if int(r.attributes["rows_quarantined"]) > 0)
 
-    before = landed.height
-    time.sleep(1)
-    with ThreadPoolExecutor(max_workers=burst) as pool:
-        answers = list(pool.map(outcome, [i if i % 6 else 5_000 + i for i in range(burst)]))
-    assert [a == "refused" for a in answers] == [i % 6 == 0 for i in range(burst)]
-    landed = _landed(stack, "prediction_feedback")
-    accepted = {a for a in answers if a != "refused"}
-    assert accepted <= set(landed["feedback_id"])
-    assert landed.height == before + len(accepted)
+    burst_with_implausible(every=6)
     assert quarantining_commits() >= 1  # the shared-stream path this burst is about
 
 
