@@ -299,6 +299,9 @@ def test_model_health_joins_outcomes_and_detects_drift(stack: Stack) -> None:
     # Outcomes arrived in this window: its report plots error over time and by subgroup.
     steady_page = _artifact_text(stack, health.report_uri)
     assert "No retrain recommended." in steady_page and steady_page.count("<img") == 3
+    # A dashboard polling an unchanged window reads the same report, not a new one each time.
+    again = stack.evaluator.GetModelHealth(request, metadata=CI, timeout=60)
+    assert again.report_uri == health.report_uri
 
     # Later requests carry a shifted days supply (a payer forcing 90-day fills, say).
     shifted_from = time.time()

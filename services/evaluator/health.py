@@ -10,6 +10,7 @@ arrived.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -83,6 +84,8 @@ class HealthCheck:
         self._lake = lake
         self._subgroups = subgroups
         self._policy = policy
+        # The last report logged per (model, version): its window, content digest and URI.
+        self._reports: dict[tuple[str, str], tuple[datetime | None, str, str]] = {}
 
     def _reference(self, name: str, version: str) -> tuple[pl.DataFrame, float, Run]:
         """The latest evaluation's reference rows, evaluated MAE, and the version's run."""
@@ -149,12 +152,21 @@ class HealthCheck:
     def _report(
         self, health: Health, since: datetime | None, evaluated_mae: float, run: Run
     ) -> str:
-        """The window's HTML report, logged beside the version's evaluations in MLflow."""
+        """The window's HTML report, logged beside the version's evaluations in MLflow.
+
+        A dashboard polls this check; while nothing in the window changed, the report
+        already logged is the answer, instead of one more artifact per poll."""
+        key, digest = (health.model, health.version), hashlib.sha256(repr(health).encode())
+        last = self._reports.get(key)
+        if last is not None and last[:2] == (since, digest.hexdigest()):
+            return last[2]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = f"{MONITORING}/{stamp}/{REPORT_FILE}"
         html = monitoring_report.render(health, since, evaluated_mae, self._policy.drift.max_psi)
         client(self._uri).log_text(run.info.run_id, html, path)
-        return f"{run.info.artifact_uri}/{path}"
+        uri = f"{run.info.artifact_uri}/{path}"
+        self._reports[key] = (since, digest.hexdigest(), uri)
+        return uri
 
     def _drift(self, reference: pl.DataFrame, answered: pl.DataFrame) -> list[Drift]:
         if answered.height == 0:
