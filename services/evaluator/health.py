@@ -156,16 +156,17 @@ class HealthCheck:
 
         A dashboard polls this check; while nothing in the window changed, the report
         already logged is the answer, instead of one more artifact per poll."""
-        key, digest = (health.model, health.version), hashlib.sha256(repr(health).encode())
+        key = (health.model, health.version)
+        digest = hashlib.sha256(repr((health, evaluated_mae)).encode()).hexdigest()
         last = self._reports.get(key)
-        if last is not None and last[:2] == (since, digest.hexdigest()):
+        if last is not None and last[:2] == (since, digest):
             return last[2]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = f"{MONITORING}/{stamp}/{REPORT_FILE}"
         html = monitoring_report.render(health, since, evaluated_mae, self._policy.drift.max_psi)
         client(self._uri).log_text(run.info.run_id, html, path)
         uri = f"{run.info.artifact_uri}/{path}"
-        self._reports[key] = (since, digest.hexdigest(), uri)
+        self._reports[key] = (since, digest, uri)
         return uri
 
     def _drift(self, reference: pl.DataFrame, answered: pl.DataFrame) -> list[Drift]:

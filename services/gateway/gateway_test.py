@@ -399,10 +399,7 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
             id="plausible", kind="range", column="observed_value", params={"max": "1000"}
         )
     )
-    with grpc.insecure_channel(stack.ingest) as channel:
-        ingest_pb2_grpc.IngestServiceStub(channel).RegisterSchema(
-            ingest_pb2.RegisterSchemaRequest(schema=stricter), timeout=10
-        )
+    _register(stack, stricter)
 
     def outcome(i: int) -> str:
         try:
@@ -435,10 +432,7 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
     tolerant.CopyFrom(stricter)
     tolerant.version = "2.1"
     tolerant.max_bad_row_ratio = 0.5
-    with grpc.insecure_channel(stack.ingest) as channel:
-        ingest_pb2_grpc.IngestServiceStub(channel).RegisterSchema(
-            ingest_pb2.RegisterSchemaRequest(schema=tolerant), timeout=10
-        )
+    _register(stack, tolerant)
 
     def quarantining_commits() -> int:
         records = _lineage(stack, "prediction_feedback").records
@@ -446,6 +440,13 @@ def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:
 
     burst_with_implausible(every=6)
     assert quarantining_commits() >= 1  # the shared-stream path this burst is about
+
+
+def _register(stack: Stack, schema: ingest_pb2.Schema) -> None:
+    with grpc.insecure_channel(stack.ingest) as channel:
+        ingest_pb2_grpc.IngestServiceStub(channel).RegisterSchema(
+            ingest_pb2.RegisterSchemaRequest(schema=schema), timeout=10
+        )
 
 
 def _lineage(stack: Stack, dataset: str) -> ingest_pb2.GetLineageResponse:

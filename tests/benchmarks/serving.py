@@ -152,16 +152,21 @@ def protocol_floor(timeout: float = 60) -> Iterator[str]:
     try:
         deadline = time.monotonic() + timeout
         client = triton.InferenceServerClient(url=address)
-        while True:
-            try:
-                if client.is_server_live():
-                    break
-            except Exception:
+        try:
+            while not _live(client):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise
-            time.sleep(0.1)
-        client.close()
+                    raise RuntimeError(f"the protocol floor server is not live at {address}")
+                time.sleep(0.1)
+        finally:
+            client.close()
         yield address
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _live(client: triton.InferenceServerClient) -> bool:
+    try:
+        return bool(client.is_server_live())
+    except Exception:  # not listening yet
+        return False
