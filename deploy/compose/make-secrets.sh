@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes fresh secrets for deploy/compose into ./secrets (mode 600, never committed) and
-# prints the first bearer tokens of the gateway and the evaluator once. Existing files are kept.
+# prints the first bearer tokens of the gateway, the evaluator and the operator once.
+# Existing files are kept.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 mkdir -p secrets
@@ -28,17 +29,28 @@ if [[ ! -e secrets/evaluator_tokens ]]; then  # promotion, rollback, retraining
   echo "evaluator token (role admin,evaluate; stored only as its sha256): $token"
 fi
 # Services calling services: each caller presents its own token; the internal services
-# (ingest, feature, trainer, inference) keep only the hashes, one principal per caller.
+# (ingest, feature, trainer, inference) keep only the hashes, one principal per caller,
+# with the roles of the RPCs it calls (METHOD_ROLES in each service's server.py) and no
+# more. An operator's token (role admin: run sources, materialize, train, publish) is
+# printed once.
+declare -A roles=(
+  [gateway]=infer,events,online
+  [feature]=lineage
+  [trainer]=training
+  [evaluator]=lineage,publish,train
+)
 callers=(gateway feature trainer evaluator)
 for caller in "${callers[@]}"; do write "${caller}_token" "$(random)"; done
 if [[ ! -e secrets/service_tokens ]]; then
   lines=""
   for caller in "${callers[@]}"; do
-    lines+="$(sha256 < "secrets/${caller}_token") ${caller} service"$'\n'
+    lines+="$(sha256 < "secrets/${caller}_token") ${caller} ${roles[$caller]}"$'\n'
   done
-  write service_tokens "${lines%$'\n'}"
+  token="$(random)"
+  lines+="$(printf '%s' "$token" | sha256) operator admin"
+  write service_tokens "$lines"
+  echo "operator token for ingest, feature, trainer and inference (role admin; stored only as its sha256): $token"
 fi
-
 # Compose bind-mounts secret files as they are: each belongs to the uid that reads it
 # (wavepod's images run as 65532, Grafana as 472; PostgreSQL, MinIO and MLflow read theirs
 # as root). Without root here, fall back to readable files in the private directory.

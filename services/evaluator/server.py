@@ -24,19 +24,18 @@ from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.audit import AuditLog
+from wavepod.runtime.auth import method_roles
 from wavepod.runtime.channels import connect
 from wavepod.runtime.status import FailedPrecondition, Unavailable
 
 DEFAULT_PORT = 50054
-SERVICE = "/wavepod.evaluator.v1.EvaluatorService/"
-METHOD_ROLES = {
-    f"{SERVICE}Evaluate": frozenset({"evaluate", "admin"}),
-    f"{SERVICE}Report": frozenset({"evaluate", "admin"}),
-    f"{SERVICE}GetModelHealth": frozenset({"evaluate", "admin"}),
-    f"{SERVICE}Promote": frozenset({"admin"}),
-    f"{SERVICE}Rollback": frozenset({"admin"}),
-    f"{SERVICE}Retrain": frozenset({"admin"}),
-}
+METHOD_ROLES = method_roles(
+    evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"],
+    {
+        **dict.fromkeys(("Evaluate", "Report", "GetModelHealth"), {"evaluate", "admin"}),
+        **dict.fromkeys(("Promote", "Rollback", "Retrain"), {"admin"}),
+    },
+)
 
 
 def app(settings: EvaluatorSettings) -> ServiceApp:

@@ -1,5 +1,5 @@
 """The ingest-backed lake presents the feature service's token to an ingest service that
-checks tokens, and says so clearly when it has none."""
+checks tokens, and says so clearly when it has none or one without the `lineage` role."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from wavepod.runtime.testing.process import service_process
 
 def test_ingest_lake_authenticates_with_the_service_token(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text(f"{hash_token('feature-token')} feature reader\n")
+    tokens.write_text(
+        f"{hash_token('feature-token')} feature lineage\n"
+        f"{hash_token('gateway-token')} gateway events\n"
+    )
     env = {
         "WAVEPOD_INGEST_LAKE_ROOT": str(tmp_path / "lake"),
         "WAVEPOD_INGEST_AUTH_TOKENS_FILE": str(tokens),
@@ -26,3 +29,6 @@ def test_ingest_lake_authenticates_with_the_service_token(tmp_path: Path) -> Non
             open_lake(f"ingest://{ingest.address}", "feature-token").files("fills")
         with pytest.raises(FailedPrecondition, match="refused this service's token"):
             open_lake(f"ingest://{ingest.address}").files("fills")
+        # Least privilege: a service allowed to stream events may not read lineage.
+        with pytest.raises(FailedPrecondition, match="PERMISSION_DENIED.*lineage"):
+            open_lake(f"ingest://{ingest.address}", "gateway-token").files("fills")

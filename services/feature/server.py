@@ -13,8 +13,21 @@ from feature.settings import FeatureSettings
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.auth import method_roles
 
 DEFAULT_PORT = 50052
+# The gateway reads online features, the trainer builds training sets, an operator
+# (admin) materializes.
+METHOD_ROLES = method_roles(
+    feature_pb2.DESCRIPTOR.services_by_name["FeatureService"],
+    {
+        "ListFeatureSets": {"online", "training", "admin"},
+        "GetOnlineFeatures": {"online", "admin"},
+        "BuildTrainingSet": {"training", "admin"},
+        "GetFeatureStats": {"training", "admin"},
+        "Materialize": {"admin"},
+    },
+)
 
 
 def app(settings: FeatureSettings) -> ServiceApp:
@@ -41,6 +54,7 @@ def app(settings: FeatureSettings) -> ServiceApp:
             )
         ],
         flush_hooks=[online.close],
+        method_roles=METHOD_ROLES,
     )
 
 

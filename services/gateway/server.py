@@ -25,11 +25,11 @@ from gateway.slo import Slo
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.audit import AuditLog
+from wavepod.runtime.auth import method_roles
 from wavepod.runtime.channels import connect
 from wavepod.runtime.tls import channel_credentials
 
 DEFAULT_PORT = 50050
-SERVICE = "/wavepod.gateway.v1.GatewayService/"
 # A backend that restarts is found again within about a second (gRPC's default backoff
 # grows to two minutes); until then calls fail fast with UNAVAILABLE.
 RECONNECT = (
@@ -37,13 +37,16 @@ RECONNECT = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
-METHOD_ROLES = {
-    f"{SERVICE}Predict": frozenset({"predict"}),
-    f"{SERVICE}PredictStream": frozenset({"predict"}),
-    f"{SERVICE}SubmitFeedback": frozenset({"feedback"}),
-    f"{SERVICE}GetRouting": frozenset({"admin"}),
-    f"{SERVICE}SetRouting": frozenset({"admin"}),
-}
+METHOD_ROLES = method_roles(
+    gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
+    {
+        "Predict": {"predict"},
+        "PredictStream": {"predict"},
+        "SubmitFeedback": {"feedback"},
+        "GetRouting": {"admin"},
+        "SetRouting": {"admin"},
+    },
+)
 
 
 def router(settings: GatewaySettings) -> Router:

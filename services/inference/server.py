@@ -16,9 +16,36 @@ from inference.settings import InferenceSettings
 from inference.v2_protocol import InferenceServicer
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.auth import method_roles
 
 DEFAULT_PORT = 8001
 VERSION = "0.2.0"
+# The gateway infers and reads model state (role infer); the evaluator publishes and
+# changes what is loaded (publish); Triton's own admin RPCs (shared memory, tracing,
+# logging) are an operator's (admin).
+_READS_MODELS = {
+    "ServerLive", "ServerReady", "ServerMetadata", "ModelReady", "ModelMetadata", "ModelConfig",
+    "ModelStatistics", "RepositoryIndex", "ModelInfer", "ModelStreamInfer",
+}  # fmt: skip
+_CHANGES_MODELS = {"RepositoryModelLoad", "RepositoryModelUnload"}
+
+
+def _triton_roles(method: str) -> set[str]:
+    if method in _READS_MODELS:
+        return {"infer", "publish", "admin"}
+    if method in _CHANGES_MODELS:
+        return {"publish", "admin"}
+    return {"admin"}
+
+
+_TRITON = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+METHOD_ROLES = {
+    **method_roles(_TRITON, {name: _triton_roles(name) for name in _TRITON.methods_by_name}),
+    **method_roles(
+        inference_pb2.DESCRIPTOR.services_by_name["InferenceAdminService"],
+        {"PublishModel": {"publish", "admin"}},
+    ),
+}
 
 
 def app(settings: InferenceSettings) -> ServiceApp:
@@ -57,6 +84,7 @@ def app(settings: InferenceSettings) -> ServiceApp:
         ],
         readiness=load_repository,
         flush_hooks=[models.close],
+        method_roles=METHOD_ROLES,
     )
 
 

@@ -8,9 +8,25 @@ from ingest.servicer import IngestServicer
 from ingest.settings import IngestSettings
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.auth import method_roles
 from wavepod.runtime.secrets import read_secret
 
 DEFAULT_PORT = 50051
+# Who may call what when auth is on: the gateway streams events into its own datasets,
+# services that read the lake list lineage, an operator (admin) registers and runs sources.
+METHOD_ROLES = method_roles(
+    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"],
+    {
+        "RegisterSchema": {"events", "admin"},
+        "StreamEvents": {"events", "admin"},
+        "GetSchema": {"events", "lineage", "admin"},
+        "GetLineage": {"lineage", "admin"},
+        "ListDatasets": {"lineage", "admin"},
+        "ProfileDataset": {"lineage", "admin"},
+        "RegisterSource": {"admin"},
+        "RunIngest": {"admin"},
+    },
+)
 
 
 def app(settings: IngestSettings) -> ServiceApp:
@@ -34,6 +50,7 @@ def app(settings: IngestSettings) -> ServiceApp:
             )
         ],
         flush_hooks=[engine.close],
+        method_roles=METHOD_ROLES,
     )
 
 

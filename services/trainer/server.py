@@ -13,12 +13,18 @@ from trainer.servicer import TrainerServicer
 from trainer.settings import TrainerSettings
 from trainer.tracking import Tracking
 from wavepod.runtime import Registration, ServiceApp, run
+from wavepod.runtime.auth import method_roles
 from wavepod.runtime.status import ServiceError
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 50053
+# The evaluator retrains; an operator (admin) trains by hand.
+METHOD_ROLES = method_roles(
+    trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
+    dict.fromkeys(("StartRun", "WatchRun", "GetRun", "ListRuns"), {"train", "admin"}),
+)
 
 
 def app(settings: TrainerSettings) -> ServiceApp:
@@ -59,6 +65,7 @@ def app(settings: TrainerSettings) -> ServiceApp:
         ],
         readiness=recover,
         flush_hooks=[finish_runs],
+        method_roles=METHOD_ROLES,
     )
 
 

@@ -1,8 +1,9 @@
 """wavepod's six images run together under Compose: the host-network override with
 embedded backends (what a Docker daemon without a bridge or registry can run), each
 healthy, the gateway reading its token secret and wired to inference with its service
-token, internal services refusing callers without one, all stopping cleanly on
-`compose stop`.
+token, internal services refusing callers without one and callers without the roles
+of an RPC (least privilege, with the secrets make-secrets.sh writes), all stopping
+cleanly on `compose stop`.
 
 Needs a Docker daemon (DOCKER_HOST; .ci/run starts one) and the images, which Pants
 builds first (runtime_package_dependencies).
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -32,22 +35,34 @@ from wavepod.runtime.testing.process import free_port, health_status
 TOKEN = "compose-test-token"
 
 
+@dataclass(frozen=True)
+class Stack:
+    ports: dict[str, int]
+    gateway_service_token: str  # what the gateway presents to internal services
+    operator_token: str  # role admin at the internal services, printed once
+
+
 @pytest.fixture
-def running() -> Iterator[dict[str, int]]:
+def running() -> Iterator[Stack]:
     # The sandbox has no secrets (they are never committed): a caller token of the
     # test's own, then make-secrets.sh for the rest and for ownership.
     secrets = COMPOSE_DIR / "secrets"
     assert not secrets.exists(), "run through Pants: its sandbox holds no real secrets"
     secrets.mkdir(mode=0o700)
-    (secrets / "gateway_tokens").write_text(f"{hash_token(TOKEN)} compose-test predict\n")
-    subprocess.run(["bash", "make-secrets.sh"], cwd=COMPOSE_DIR, check=True, capture_output=True)
     ports = {s: free_port() for s in WAVEPOD}
+    (secrets / "gateway_tokens").write_text(f"{hash_token(TOKEN)} compose-test predict\n")
+    made = subprocess.run(
+        ["bash", "make-secrets.sh"], cwd=COMPOSE_DIR, check=True, capture_output=True, text=True
+    )
+    operator = re.search(r"^operator token .*: (\S+)$", made.stdout, re.MULTILINE)
+    assert operator is not None, made.stdout
+    stack = Stack(ports, (secrets / "gateway_token").read_text().strip(), operator.group(1))
     env = {f"{s.upper()}_PORT": str(p) for s, p in ports.items()}
     env["COMPOSE_PROJECT_NAME"] = f"wavepod-test-{os.getpid()}"
     files = ("-f", "compose.yaml", "-f", "compose.host.yaml", "--profile", "local")
     try:
         compose(*files, "up", "-d", "state-init", *WAVEPOD, env=env)
-        yield ports
+        yield stack
         compose(*files, "stop", "-t", "30", env=env)
         states = [
             json.loads(line)
@@ -61,11 +76,12 @@ def running() -> Iterator[dict[str, int]]:
 
 
 @pytest.mark.timeout(600)
-def test_wavepod_images_run_together_under_compose(running: dict[str, int]) -> None:
+def test_wavepod_images_run_together_under_compose(running: Stack) -> None:
+    ports = running.ports
     deadline = time.monotonic() + 180
     healthy: set[str] = set()
     while healthy != set(WAVEPOD) and time.monotonic() < deadline:
-        for service, port in running.items():
+        for service, port in ports.items():
             if health_status(f"127.0.0.1:{port}") == health_pb2.HealthCheckResponse.SERVING:
                 healthy.add(service)
         time.sleep(1)
@@ -75,35 +91,58 @@ def test_wavepod_images_run_together_under_compose(running: dict[str, int]) -> N
     # a caller without a token is refused; one with a token hears from inference that
     # no such model is served.
     request = gateway_pb2.PredictRequest(model=refs_pb2.ModelRef(name="nope"), entity_ids=["1"])
-    with grpc.insecure_channel(f"127.0.0.1:{running['gateway']}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{ports['gateway']}") as channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.Predict(request, timeout=10)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as unknown:
-            stub.Predict(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
+            stub.Predict(request, metadata=_bearer(TOKEN), timeout=10)
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value.details()
         assert "nope" in (unknown.value.details() or "")
 
     # Inside the stack too, a service answers only callers with a service token: the
     # gateway's reached inference above (its own token, from its secret); a caller
-    # without one, here on the host network, is refused by inference and by ingest.
-    with grpc.insecure_channel(f"127.0.0.1:{running['inference']}") as channel:
+    # without one, here on the host network, is refused by inference and by ingest. And
+    # each token holds only the roles its service needs (least privilege).
+    gateway, operator = _bearer(running.gateway_service_token), _bearer(running.operator_token)
+    with grpc.insecure_channel(f"127.0.0.1:{ports['inference']}") as channel:
+        triton = service_pb2_grpc.GRPCInferenceServiceStub(channel)
         with pytest.raises(grpc.RpcError) as anonymous:
-            service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerLive(
-                service_pb2.ServerLiveRequest(), timeout=10
-            )
+            triton.ServerLive(service_pb2.ServerLiveRequest(), timeout=10)
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with grpc.insecure_channel(f"127.0.0.1:{running['ingest']}") as channel:
+        # The gateway's token reads model state but cannot change what is served.
+        triton.ServerLive(service_pb2.ServerLiveRequest(), metadata=gateway, timeout=10)
+        with pytest.raises(grpc.RpcError) as denied:
+            triton.RepositoryModelUnload(
+                service_pb2.RepositoryModelUnloadRequest(model_name="refill"),
+                metadata=gateway,
+                timeout=10,
+            )
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with grpc.insecure_channel(f"127.0.0.1:{ports['ingest']}") as channel:
+        ingest = ingest_pb2_grpc.IngestServiceStub(channel)
         with pytest.raises(grpc.RpcError) as anonymous:
-            ingest_pb2_grpc.IngestServiceStub(channel).ListDatasets(
-                ingest_pb2.ListDatasetsRequest(), timeout=10
-            )
+            ingest.ListDatasets(ingest_pb2.ListDatasetsRequest(), timeout=10)
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # The gateway's token streams events but runs no source and reads no lineage;
+        # the operator's does.
+        for call in (
+            lambda: next(ingest.RunIngest(ingest_pb2.RunIngestRequest(), metadata=gateway)),
+            lambda: ingest.ListDatasets(ingest_pb2.ListDatasetsRequest(), metadata=gateway),
+        ):
+            with pytest.raises(grpc.RpcError) as denied:
+                call()
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        ingest.ListDatasets(ingest_pb2.ListDatasetsRequest(), metadata=operator, timeout=10)
     # The evaluator's promotions and rollbacks take an admin's token, not a service's.
-    with grpc.insecure_channel(f"127.0.0.1:{running['evaluator']}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{ports['evaluator']}") as channel:
         with pytest.raises(grpc.RpcError) as anonymous:
             evaluator_pb2_grpc.EvaluatorServiceStub(channel).Rollback(
                 evaluator_pb2.RollbackRequest(), timeout=10
             )
         assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 
 from wavepod.runtime.handlers import HandlerInterceptor, aborting_handler, wrap_handler
 
@@ -64,6 +65,22 @@ class TokenStore:
 
     def lookup(self, token: str) -> Principal | None:
         return self.by_hash.get(hash_token(token))
+
+
+def method_roles(
+    service: ServiceDescriptor, roles: Mapping[str, Iterable[str]]
+) -> dict[str, frozenset[str]]:
+    """A service's `method_roles` (full method name -> roles), from roles per RPC name.
+
+    Every RPC of the contract must be named (least privilege by default: an RPC added to
+    the contract gets no caller until someone decides who may call it).
+    """
+    names = set(service.methods_by_name)
+    if missing := sorted(names - set(roles)):
+        raise ValueError(f"{service.full_name}: no roles for {missing}")
+    if unknown := sorted(set(roles) - names):
+        raise ValueError(f"{service.full_name} has no RPCs {unknown}")
+    return {f"/{service.full_name}/{name}": frozenset(allowed) for name, allowed in roles.items()}
 
 
 def bearer_token(metadata: Any) -> str | None:
