@@ -30,25 +30,18 @@ if [[ ! -e secrets/evaluator_tokens ]]; then  # promotion, rollback, retraining
 fi
 # Services calling services: each caller presents its own token; the internal services
 # (ingest, feature, trainer, inference) keep only the hashes, one principal per caller,
-# with the roles of the RPCs it calls (METHOD_ROLES in each service's server.py) and no
-# more. An operator's token (role admin: run sources, materialize, train, publish) is
-# printed once.
-declare -A roles=(
-  [gateway]=infer,events,online
-  [feature]=lineage
-  [trainer]=training
-  [evaluator]=lineage,publish,train
-)
-callers=(gateway feature trainer evaluator)
-for caller in "${callers[@]}"; do write "${caller}_token" "$(random)"; done
+# with the roles service-roles gives it. An operator's token (role admin: run sources,
+# materialize, train, publish) is printed once.
+callers=() lines=""
+while read -r caller roles; do
+  [[ -z "$caller" || "$caller" == \#* ]] && continue
+  callers+=("$caller")
+  write "${caller}_token" "$(random)"
+  lines+="$(sha256 < "secrets/${caller}_token") ${caller} ${roles}"$'\n'
+done < service-roles
 if [[ ! -e secrets/service_tokens ]]; then
-  lines=""
-  for caller in "${callers[@]}"; do
-    lines+="$(sha256 < "secrets/${caller}_token") ${caller} ${roles[$caller]}"$'\n'
-  done
   token="$(random)"
-  lines+="$(printf '%s' "$token" | sha256) operator admin"
-  write service_tokens "$lines"
+  write service_tokens "${lines}$(printf '%s' "$token" | sha256) operator admin"
   echo "operator token for ingest, feature, trainer and inference (role admin; stored only as its sha256): $token"
 fi
 # Compose bind-mounts secret files as they are: each belongs to the uid that reads it

@@ -34,6 +34,7 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import service_process
+from wavepod.runtime.testing.service_tokens import service_tokens
 from wavepod.simulator.config import MailShipsEarlier, SimulationConfig
 from wavepod.simulator.generate import PharmacyData, simulate
 from wavepod.values import to_value
@@ -54,6 +55,7 @@ class Flywheel:
     gateway: gateway_pb2_grpc.GatewayServiceStub
     evaluator: evaluator_pb2_grpc.EvaluatorServiceStub
     trainer: str
+    operator: tuple[tuple[str, str], ...]  # an operator's token at the internal services
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +76,16 @@ def flywheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
         f"{hash_token('ops-token')} ops admin\n"
         f"{hash_token('pharmacy-token')} pharmacy predict,feedback\n"
     )
+    # Services call services with the roles the stack gives them (least privilege): an
+    # RPC the loop needs and a caller's roles lack fails here.
+    internal = service_tokens(state)
     with (
-        model_plane(state, data=before) as plane,
-        service_process("ingest.server", "ingest", ingest_env(state / "ingest-lake")) as ingest,
+        model_plane(state, data=before, auth=internal) as plane,
+        service_process(
+            "ingest.server",
+            "ingest",
+            {**ingest_env(state / "ingest-lake"), **internal.env("ingest")},
+        ) as ingest,
     ):
         evaluator_env = {
             "WAVEPOD_EVALUATOR_LAKE": f"ingest://{ingest.address}",
@@ -86,6 +95,7 @@ def flywheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
             "WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE": str(tokens),
             "WAVEPOD_EVALUATOR_AUDIT_LOG": str(state / "evaluator-audit.jsonl"),
             "WAVEPOD_EVALUATOR_GATE_LATENCY_BUDGET_MS": "50",
+            **internal.caller_env("evaluator"),
         }
         gateway_env = {
             "WAVEPOD_GATEWAY_INFERENCE": plane.inference.address,
@@ -101,6 +111,7 @@ def flywheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
             # Inline rows after a concept drift sit inside the training ranges, but
             # this test is about the loop, not about refusing edge values.
             "WAVEPOD_GATEWAY_RANGE_SLACK": "10",
+            **internal.caller_env("gateway"),
         }
         with (
             service_process("evaluator.server", "evaluator", evaluator_env) as evaluator,
@@ -115,6 +126,7 @@ def flywheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
                 gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
                 evaluator_pb2_grpc.EvaluatorServiceStub(evaluator_channel),
                 plane.trainer.address,
+                internal.operator_metadata,
             )
 
 
@@ -141,6 +153,7 @@ def _requests(flywheel: Flywheel, start: date, end: date) -> pl.DataFrame:
                 feature_set=feature_pb2.FeatureSetRef(name="refill", version="1")
             ),
             timeout=300,
+            metadata=flywheel.operator,
         )
     truth = flywheel.data.fills.filter(~pl.col("censored")).select(
         "rx_id",
@@ -215,11 +228,11 @@ def _health(flywheel: Flywheel, since: float, predictions: int, labelled: int) -
 def test_concept_drift_is_detected_retrained_away_and_online_error_recovers(
     flywheel: Flywheel,
 ) -> None:
-    v1 = train(flywheel.trainer, MODEL, 3, 1)
+    v1 = train(flywheel.trainer, MODEL, 3, 1, flywheel.operator)
     _promote(flywheel, v1)
     with grpc.insecure_channel(flywheel.feature) as channel:
         sets = feature_pb2_grpc.FeatureServiceStub(channel).ListFeatureSets(
-            feature_pb2.ListFeatureSetsRequest()
+            feature_pb2.ListFeatureSetsRequest(), metadata=flywheel.operator
         )
     names = [f.name for f in sets.feature_sets[0].features]
 

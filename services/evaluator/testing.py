@@ -13,8 +13,12 @@ from gateway.log_shipper import PREDICTION_LOG_SCHEMA, to_event
 from wavepod.feature.v1 import feature_pb2
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
+Metadata = tuple[tuple[str, str], ...]  # gRPC call metadata (a bearer token)
 
-def train(address: str, model: str, trials: int, seed: int) -> str:
+
+def train(
+    address: str, model: str, trials: int, seed: int, metadata: Metadata | None = None
+) -> str:
     """A trainer run of the refill set to completion; the registered version."""
     spec = trainer_pb2.RunSpec(
         model_name=model,
@@ -26,9 +30,14 @@ def train(address: str, model: str, trials: int, seed: int) -> str:
     )
     with grpc.insecure_channel(address) as channel:
         stub = trainer_pb2_grpc.TrainerServiceStub(channel)
-        started = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), timeout=60)
-        list(stub.WatchRun(trainer_pb2.WatchRunRequest(run_id=started.run_id), timeout=600))
-        run = stub.GetRun(trainer_pb2.GetRunRequest(run_id=started.run_id), timeout=30)
+        started = stub.StartRun(
+            trainer_pb2.StartRunRequest(spec=spec), timeout=60, metadata=metadata
+        )
+        watch = trainer_pb2.WatchRunRequest(run_id=started.run_id)
+        list(stub.WatchRun(watch, timeout=600, metadata=metadata))
+        run = stub.GetRun(
+            trainer_pb2.GetRunRequest(run_id=started.run_id), timeout=30, metadata=metadata
+        )
     assert run.state == trainer_pb2.RUN_STATE_SUCCEEDED, run.error
     return run.registered_model.version
 

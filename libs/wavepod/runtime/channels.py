@@ -13,13 +13,12 @@ from wavepod.runtime.settings import ServiceSettings
 from wavepod.runtime.tls import channel_credentials
 
 
-class _OutgoingDefaults(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Sets a deadline on calls that have none and adds the authorization header."""
+class _OutgoingDefaults:
+    """Sets a deadline on calls that have none and adds the authorization header.
+
+    grpc.aio files an interceptor under the first call kind it implements only, so each
+    kind gets its own instance (see `_outgoing_defaults`).
+    """
 
     def __init__(self, timeout: float, token: str | None) -> None:
         self._timeout = timeout
@@ -32,17 +31,30 @@ class _OutgoingDefaults(
             metadata=metadata,
         )
 
+
+class _UnaryUnaryDefaults(_OutgoingDefaults, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _UnaryStreamDefaults(_OutgoingDefaults, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _StreamUnaryDefaults(_OutgoingDefaults, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
 
+
+class _StreamStreamDefaults(_OutgoingDefaults, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return await continuation(self._details(details), requests)
+
+
+def _outgoing_defaults(timeout: float, token: str | None) -> list[_OutgoingDefaults]:
+    kinds = (_UnaryUnaryDefaults, _UnaryStreamDefaults, _StreamUnaryDefaults, _StreamStreamDefaults)
+    return [kind(timeout, token) for kind in kinds]
 
 
 def connect(
@@ -56,7 +68,7 @@ def connect(
     service's client certificate) when the settings name a CA."""
     token = settings.outgoing_token()
     interceptors = [
-        _OutgoingDefaults(timeout or settings.outgoing_timeout_seconds, token),
+        *_outgoing_defaults(timeout or settings.outgoing_timeout_seconds, token),
         *aio_client_interceptors(),
     ]
     credentials = channel_credentials(settings)
