@@ -55,6 +55,7 @@ def app(settings: FeatureSettings) -> ServiceApp:
         ],
         flush_hooks=[online.close],
         method_roles=METHOD_ROLES,
+        audited_methods=frozenset({"/wavepod.feature.v1.FeatureService/Materialize"}),
     )
 
 

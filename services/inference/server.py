@@ -46,6 +46,15 @@ METHOD_ROLES = {
         {"PublishModel": {"publish", "admin"}},
     ),
 }
+# Audited: what changes what is served, or how the server runs.
+_CHANGES_SERVER = {
+    "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister", "CudaSharedMemoryRegister",
+    "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings",
+}  # fmt: skip
+AUDITED = frozenset(
+    {f"/{_TRITON.full_name}/{m}" for m in _CHANGES_MODELS | _CHANGES_SERVER}
+    | {"/wavepod.inference.v1.InferenceAdminService/PublishModel"}
+)
 
 
 def app(settings: InferenceSettings) -> ServiceApp:
@@ -85,6 +94,7 @@ def app(settings: InferenceSettings) -> ServiceApp:
         readiness=load_repository,
         flush_hooks=[models.close],
         method_roles=METHOD_ROLES,
+        audited_methods=AUDITED,
     )
 
 

@@ -27,6 +27,8 @@ METHOD_ROLES = method_roles(
         "RunIngest": {"admin"},
     },
 )
+_SERVICE = "/wavepod.ingest.v1.IngestService/"
+AUDITED = frozenset(f"{_SERVICE}{m}" for m in ("RegisterSchema", "RegisterSource", "RunIngest"))
 
 
 def app(settings: IngestSettings) -> ServiceApp:
@@ -51,6 +53,7 @@ def app(settings: IngestSettings) -> ServiceApp:
         ],
         flush_hooks=[engine.close],
         method_roles=METHOD_ROLES,
+        audited_methods=AUDITED,
     )
 
 

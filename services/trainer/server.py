@@ -66,6 +66,7 @@ def app(settings: TrainerSettings) -> ServiceApp:
         readiness=recover,
         flush_hooks=[finish_runs],
         method_roles=METHOD_ROLES,
+        audited_methods=frozenset({"/wavepod.trainer.v1.TrainerService/StartRun"}),
     )
 
 

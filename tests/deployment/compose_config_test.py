@@ -42,6 +42,10 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
         assert tokens == "/run/secrets/service_tokens", name
     evaluator = services["evaluator"]["environment"]
     assert evaluator["WAVEPOD_EVALUATOR_AUTH_TOKENS_FILE"] == "/run/secrets/evaluator_tokens"
+    # Every service keeps its audit log of admin actions on the state volume.
+    for name in WAVEPOD:
+        audit = services[name]["environment"][f"WAVEPOD_{name.upper()}_AUDIT_LOG"]
+        assert audit == f"/var/lib/wavepod/audit/{name}.jsonl", name
     for name in ("gateway", "feature", "trainer", "evaluator"):
         token = services[name]["environment"][f"WAVEPOD_{name.upper()}_AUTH_TOKEN_FILE"]
         assert token == f"/run/secrets/{name}_token", name

@@ -9,6 +9,7 @@ record of who changed what, and why.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -40,38 +41,47 @@ def _digest(line: str) -> str:
     return hashlib.sha256(line.encode()).hexdigest()
 
 
+def _last_line(fd: int) -> str:
+    """The last line of the open file (read from the end: logs grow for years)."""
+    size = os.fstat(fd).st_size
+    chunk = 1 << 16
+    while True:
+        start = max(0, size - chunk)
+        tail = os.pread(fd, size - start, start).decode()
+        lines = tail.splitlines()
+        if len(lines) > 1 or start == 0:
+            return lines[-1] if lines else ""
+        chunk *= 2  # one line longer than the chunk: read further back
+
+
 class AuditLog:
+    """Appends are safe across threads and processes (several replicas, or a restart
+    while the old process drains, may share one file): each takes an exclusive lock
+    and continues the chain from the file's last line, not from memory."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        existing = self.entries()
-        self._seq = existing[-1].seq if existing else 0
-        self._last = self._last_digest()
-
-    def _last_digest(self) -> str:
-        if not self.path.exists():
-            return GENESIS
-        lines = self.path.read_text().splitlines()
-        return _digest(lines[-1]) if lines else GENESIS
+        self.entries()  # refuses to start on a broken chain
 
     def append(
         self, actor: str, action: str, target: str, detail: Mapping[str, Any] | None = None
     ) -> AuditEntry:
+        # Owner-only: the log names callers and what they changed.
         with self._lock:
-            entry = AuditEntry(
-                self._seq + 1, time.time(), actor, action, target, dict(detail or {})
-            )
-            record = {**entry.__dict__, "prev": self._last}
-            line = json.dumps(record, sort_keys=True, default=str)
-            # Owner-only: the log names callers and what they changed.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes
+                last = _last_line(fd)
+                seq = json.loads(last)["seq"] + 1 if last else 1
+                entry = AuditEntry(seq, time.time(), actor, action, target, dict(detail or {}))
+                record = {**entry.__dict__, "prev": _digest(last) if last else GENESIS}
+                line = json.dumps(record, sort_keys=True, default=str)
                 os.write(fd, (line + "\n").encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._seq, self._last = entry.seq, _digest(line)
             return entry
 
     def entries(self) -> list[AuditEntry]:

@@ -1,5 +1,7 @@
+import multiprocessing
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +42,32 @@ def test_a_tampered_log_is_refused_naming_the_line(tmp_path: Path, tamper: str) 
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(AuditLogCorrupt, match=r"line [23]: the chain is broken"):
         AuditLog(path)
+
+
+def _append_many(path: str, actor: str, count: int, start: Any) -> None:
+    log = AuditLog(path)
+    start.wait(timeout=30)  # all writers open the log first, then append at once
+    for i in range(count):
+        log.append(actor, "routing.set", "refill", {"i": i})
+
+
+def test_writers_in_several_processes_keep_one_chain(tmp_path: Path) -> None:
+    # Replicas (or a restarted service beside the draining one) share one file.
+    path = tmp_path / "log.jsonl"
+    AuditLog(path).append("setup", "routing.set", "refill")
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    writers = [
+        context.Process(target=_append_many, args=(str(path), f"replica-{n}", 40, start))
+        for n in range(3)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+    entries = AuditLog(path).entries()  # checks the chain
+    assert [e.seq for e in entries] == list(range(1, 122))
+    for n in range(3):
+        mine = [e.detail["i"] for e in entries if e.actor == f"replica-{n}"]
+        assert mine == list(range(40))

@@ -129,7 +129,7 @@ class AuthInterceptor(HandlerInterceptor):
             )
 
         @asynccontextmanager
-        async def around(_context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        async def around(_context: grpc.aio.ServicerContext, _request: Any) -> AsyncIterator[None]:
             reset = current_principal.set(principal)
             try:
                 yield

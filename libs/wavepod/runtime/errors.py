@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
@@ -30,7 +31,7 @@ class UncaughtErrorInterceptor(HandlerInterceptor):
         method = details.method
 
         @asynccontextmanager
-        async def around(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        async def around(context: grpc.aio.ServicerContext, _request: Any) -> AsyncIterator[None]:
             try:
                 yield
             except (grpc.aio.AbortError, asyncio.CancelledError):

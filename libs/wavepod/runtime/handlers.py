@@ -16,8 +16,9 @@ import grpc
 # A behaviour receives (request-or-iterator, context) and returns a response, or yields
 # (or context.write()s) responses for a streaming response.
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
-# Entered around a whole call, streams included; may translate exceptions.
-Around = Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+# Entered around a whole call, streams included, with the call's context and request (the
+# request iterator for a client stream); may translate exceptions.
+Around = Callable[[grpc.aio.ServicerContext, Any], AbstractAsyncContextManager[None]]
 
 _KINDS = {
     (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
@@ -44,7 +45,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
     if handler.response_streaming:
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with around(context):
+            async with around(context, request):
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -55,7 +56,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, around: Around) -> grpc.RpcMeth
         return _rebuild(handler, streaming)
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with around(context):
+        async with around(context, request):
             result = behavior(request, context)
             return await result if inspect.isawaitable(result) else result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 from opentelemetry import metrics
@@ -27,7 +28,7 @@ class RpcMetricsInterceptor(HandlerInterceptor):
         method = details.method
 
         @asynccontextmanager
-        async def around(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        async def around(context: grpc.aio.ServicerContext, _request: Any) -> AsyncIterator[None]:
             started = time.perf_counter()
             try:
                 yield

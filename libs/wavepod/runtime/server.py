@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -27,6 +28,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from wavepod.runtime.audit import AuditLog
+from wavepod.runtime.audit_interceptor import AuditInterceptor
 from wavepod.runtime.auth import AuthInterceptor, TokenStore
 from wavepod.runtime.errors import UncaughtErrorInterceptor
 from wavepod.runtime.logs import configure_logging
@@ -81,6 +84,9 @@ class ServiceApp:
     flush_hooks: Sequence[Hook] = ()
     # Roles per full method name, used when auth is on (see wavepod.runtime.auth).
     method_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Admin RPCs (full method names) the server records in the audit log (settings'
+    # audit_log); a service that audits in its own code (gateway, evaluator) lists none.
+    audited_methods: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -123,6 +129,9 @@ def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.S
     if settings.auth_tokens_file is not None:
         tokens = TokenStore.from_file(settings.auth_tokens_file)
         interceptors.append(AuthInterceptor(tokens, app.method_roles))
+    if app.audited_methods:  # inside auth: the caller is known
+        audit = AuditLog(settings.audit_log or Path(".wavepod") / f"{app.name}-audit.jsonl")
+        interceptors.append(AuditInterceptor(audit, app.audited_methods))
     interceptors.append(UncaughtErrorInterceptor())
     return interceptors
 

@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     auth_token_file: Path | None = Field(
         None, description="File holding that token instead (a Compose or Kubernetes secret)."
     )
+    audit_log: Path | None = Field(
+        None,
+        description="Append-only log of admin RPCs; unset: .wavepod/<service>-audit.jsonl.",
+    )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate chain: serve TLS (with tls_key_file)."
     )

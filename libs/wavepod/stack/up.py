@@ -220,7 +220,9 @@ def up(
 
         def start(module: str, service: str, env: dict[str, str]) -> ServiceProcess:
             prefix = f"WAVEPOD_{service.upper()}_"
-            settings = {prefix + k: v for k, v in {**quiet, **env}.items()}
+            # Every service's audit log of admin actions lives in the state directory too.
+            audit = {"AUDIT_LOG": str(state / f"{service}-audit.jsonl")}
+            settings = {prefix + k: v for k, v in {**quiet, **audit, **env}.items()}
             with console.status(f"starting {service}"):
                 return stack.enter_context(
                     service_process(module, service, settings, startup_timeout=120)
@@ -252,7 +254,6 @@ def up(
             {
                 "MLFLOW_TRACKING_URI": tracking,
                 "INFERENCE": inference.address,
-                "AUDIT_LOG": str(state / "evaluator-audit.jsonl"),
                 # A laptop running seven services: one-row latency is judged loosely here.
                 "GATE_LATENCY_BUDGET_MS": "20",
             },
@@ -269,7 +270,6 @@ def up(
                 # Champion/challenger aliases, once the evaluator sets them; until then
                 # the newest published version answers.
                 "MLFLOW_TRACKING_URI": tracking,
-                "AUDIT_LOG": str(state / "gateway-audit.jsonl"),
             },
         )
         fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)

@@ -4,8 +4,9 @@ Start the service as a real process with token auth on, see SERVING on the healt
 find every contract service in reflection, and call every RPC three times: without a
 token (UNAUTHENTICATED), as a caller without the RPC's roles (PERMISSION_DENIED: every
 RPC names who may call it), and as one with them (a built RPC must not fail with UNKNOWN
-or INTERNAL; an unbuilt one answers UNIMPLEMENTED naming what is missing). Then SIGTERM
-it and expect exit code 0 within the drain deadline.
+or INTERNAL; an unbuilt one answers UNIMPLEMENTED naming what is missing). Each call of
+an audited RPC is in the audit log with its caller and the status it ended with. Then
+SIGTERM it and expect exit code 0 within the drain deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.server import ServiceApp
 from wavepod.runtime.testing.process import health_status, service_process
@@ -59,9 +61,11 @@ def check_service_process(module: str, app: ServiceApp) -> None:
             f"{hash_token(ALLOWED)} allowed {every_role}\n{hash_token(DENIED)} denied nobody\n"
         )
         prefix = f"WAVEPOD_{app.name.upper()}_"
+        audit = Path(tmp) / "audit.jsonl"
         env = {
             f"{prefix}DRAIN_SECONDS": str(DRAIN_SECONDS),
             f"{prefix}AUTH_TOKENS_FILE": str(tokens),
+            f"{prefix}AUDIT_LOG": str(audit),
         }
         with service_process(module, app.name, env) as proc:
             for registration in app.registrations:
@@ -75,15 +79,23 @@ def check_service_process(module: str, app: ServiceApp) -> None:
                 )
                 names = {s.name for reply in listed for s in reply.list_services_response.service}
                 assert {r.descriptor.full_name for r in app.registrations} <= names
-                for path, client_streams in paths.items():
-                    _check_rpc(channel, path, client_streams)
+                codes = {path: _check_rpc(channel, path, cs) for path, cs in paths.items()}
+
+            audited = {
+                f"/{e.action}": e.detail["code"]
+                for e in AuditLog(audit).entries()
+                if e.actor == "allowed" and f"/{e.action}" in paths  # not a service's own
+            }
+            expected = {path: codes[path] for path in app.audited_methods}
+            assert audited == expected, (audited, expected)
 
             started = time.monotonic()
             assert proc.terminate(timeout=DRAIN_SECONDS + 10) == 0, proc.logs()
             assert time.monotonic() - started < DRAIN_SECONDS + 5
 
 
-def _check_rpc(channel: grpc.Channel, path: str, client_streams: bool) -> None:
+def _check_rpc(channel: grpc.Channel, path: str, client_streams: bool) -> str:
+    """Checks one RPC; returns the status the allowed caller's call ended with."""
     refusals = [_outcome(channel, path, client_streams, token) for token in (None, DENIED)]
     assert refusals == ["UNAUTHENTICATED", "PERMISSION_DENIED"], (path, refusals)
     try:
@@ -93,8 +105,10 @@ def _check_rpc(channel: grpc.Channel, path: str, client_streams: bool) -> None:
         assert code not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL), (path, details)
         if code == grpc.StatusCode.UNIMPLEMENTED:
             assert f"{path.rsplit('/', 1)[1]} is not built yet: " in details, details
+        return code.name
     except StopIteration:
         pass  # a server stream that ended without messages
+    return "OK"
 
 
 def _outcome(channel: grpc.Channel, path: str, client_streams: bool, token: str | None) -> str:
