@@ -46,11 +46,14 @@ def pseudonymize(frame: pl.DataFrame, schema: DatasetSchema, key: bytes | None) 
     for name in columns:
         text = frame[name].cast(pl.String)
         uniques = text.drop_nulls().unique()
-        # One HMAC per distinct identifier, then a vectorized replace.
-        pseudonyms = pl.Series([pseudonym(v) for v in uniques.to_list()], dtype=pl.String)
-        replaced.append(
-            text.replace_strict(uniques, pseudonyms, default=None, return_dtype=pl.String).alias(
-                name
-            )
+        # One HMAC per distinct identifier, then a vectorized lookup (a join: faster than
+        # replace_strict's mapping at millions of rows). Nulls stay null.
+        pseudonyms = pl.DataFrame(
+            {"raw": uniques, name: [pseudonym(v) for v in uniques.to_list()]},
+            schema={"raw": pl.String, name: pl.String},
         )
+        looked_up = text.to_frame("raw").join(
+            pseudonyms, on="raw", how="left", maintain_order="left"
+        )
+        replaced.append(looked_up[name])
     return frame.with_columns(replaced)
