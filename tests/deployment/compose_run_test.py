@@ -40,6 +40,8 @@ class Stack:
     ports: dict[str, int]
     gateway_service_token: str  # what the gateway presents to internal services
     operator_token: str  # role admin at the internal services, printed once
+    compose_args: tuple[str, ...]  # files and profile, for `compose exec`
+    env: dict[str, str]
 
 
 @pytest.fixture
@@ -56,10 +58,11 @@ def running() -> Iterator[Stack]:
     )
     operator = re.search(r"^operator token .*: (\S+)$", made.stdout, re.MULTILINE)
     assert operator is not None, made.stdout
-    stack = Stack(ports, (secrets / "gateway_token").read_text().strip(), operator.group(1))
     env = {f"{s.upper()}_PORT": str(p) for s, p in ports.items()}
     env["COMPOSE_PROJECT_NAME"] = f"wavepod-test-{os.getpid()}"
     files = ("-f", "compose.yaml", "-f", "compose.host.yaml", "--profile", "local")
+    gateway_token = (secrets / "gateway_token").read_text().strip()
+    stack = Stack(ports, gateway_token, operator.group(1), files, env)
     try:
         compose(*files, "up", "-d", "state-init", *WAVEPOD, env=env)
         yield stack
@@ -135,6 +138,23 @@ def test_wavepod_images_run_together_under_compose(running: Stack) -> None:
                 call()
             assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         ingest.ListDatasets(ingest_pb2.ListDatasetsRequest(), metadata=operator, timeout=10)
+        # An admin action is audited, on the state volume, whatever its outcome.
+        with pytest.raises(grpc.RpcError) as unknown:
+            next(ingest.RunIngest(ingest_pb2.RunIngestRequest(source_id="nope"), metadata=operator))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND, unknown.value.details()
+    audit = compose(
+        *running.compose_args,
+        "exec",
+        "-T",
+        "ingest",
+        "cat",
+        "/var/lib/wavepod/audit/ingest.jsonl",
+        env=running.env,
+    )
+    entries = [json.loads(line) for line in audit.splitlines()]
+    assert entries[-1]["actor"] == "operator", entries
+    assert entries[-1]["action"].endswith("IngestService/RunIngest"), entries
+    assert entries[-1]["detail"] == {"code": "NOT_FOUND"}, entries
     # The evaluator's promotions and rollbacks take an admin's token, not a service's.
     with grpc.insecure_channel(f"127.0.0.1:{ports['evaluator']}") as channel:
         with pytest.raises(grpc.RpcError) as anonymous:
