@@ -19,8 +19,8 @@ from grpc_status import rpc_status
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from trainer import cli
 from trainer.testing import GIT_SHA, model_plane
+from wavepod.cli.main import app as wavepod
 from wavepod.common.v1 import refs_pb2
 from wavepod.feature.v1 import feature_pb2
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -282,13 +282,12 @@ def test_bad_runs_fail_clearly_and_register_nothing(
 
 
 def test_the_cli_starts_a_run_and_renders_its_progress(stack: Stack) -> None:
-    runner = CliRunner(env={"COLUMNS": "200"})
+    runner = CliRunner(env={"COLUMNS": "200", "WAVEPOD_TRAINER_ADDRESS": stack.trainer})
     result = runner.invoke(
-        cli.app,
+        wavepod,
         [
+            "train",
             "start",
-            "--trainer",
-            stack.trainer,
             "--model-name",
             "refill-cli",
             "--feature-set",
@@ -305,9 +304,7 @@ def test_the_cli_starts_a_run_and_renders_its_progress(stack: Stack) -> None:
     assert "started run" in result.output and "succeeded" in result.output
     assert "2/2 best valid MAE" in result.output and "refill-cli" in result.output
 
-    listed = runner.invoke(
-        cli.app, ["list", "--trainer", stack.trainer, "--model-name", "refill-cli"]
-    )
+    listed = runner.invoke(wavepod, ["train", "list", "--model-name", "refill-cli"])
     assert listed.exit_code == 0 and "succeeded" in listed.output
-    unknown = runner.invoke(cli.app, ["watch", "no-such-run", "--trainer", stack.trainer])
+    unknown = runner.invoke(wavepod, ["train", "watch", "no-such-run"])
     assert unknown.exit_code == 1 and "NOT_FOUND" in unknown.output

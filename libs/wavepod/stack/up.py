@@ -35,7 +35,8 @@ from mlflow import MlflowClient
 from rich.console import Console
 from rich.table import Table
 
-from trainer.cli import watch_run
+from wavepod.cli.endpoints import write_endpoints
+from wavepod.cli.train import watch_run
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
 from wavepod.evaluator.v1 import evaluator_pb2_grpc
@@ -272,6 +273,16 @@ def up(
                 "MLFLOW_TRACKING_URI": tracking,
             },
         )
+        # Where `wavepod` (the CLI) finds this stack's services.
+        started = {
+            "ingest": ingest,
+            "feature": feature,
+            "trainer": trainer,
+            "inference": inference,
+            "evaluator": evaluator,
+            "gateway": gateway,
+        }
+        write_endpoints(state, {n: p.address for n, p in started.items()}, tracking)
         fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)
         api = stack.enter_context(serve_fills(fills, fills_token))
         landed = _ingest(ingest.address, customer, api.url)

@@ -1,38 +1,108 @@
-"""The README's main command, end to end: `up --once` twice on one state directory."""
+"""The README's main command, end to end: `up` serving while the `wavepod` CLI drives it
+(status, ingest, features, predict, feedback, train, promote, rollback), then stopped
+with Ctrl-C, then `up --once` on the same state directory."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import polars as pl
+from typer.testing import CliRunner
 
-def _up(state: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "wavepod.stack.up", "--state", str(state), "--once"]
-    command += ["--patients", "600", "--trials", "3"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "COLUMNS": "200"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+from wavepod.cli.main import app as wavepod
+
+ARGS = ["--patients", "600", "--trials", "3"]
 
 
-def test_the_stack_runs_the_flywheel_and_beats_the_baseline(tmp_path: Path) -> None:
-    first = _up(tmp_path / "stack")
-    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
-    summary = json.loads((tmp_path / "stack" / "summary.json").read_text())
-    # Predictions for simulated entities, through the gateway, beat next fill = last
-    # fill + days supply on the most recent labelled rows.
-    print(summary)
-    assert summary["model_mae"] < summary["baseline_mae"]
-    assert "example predictions" in first.stdout and "gateway" in first.stdout
-    assert summary["gate_passed"] and summary["champion"] == summary["version"]
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "COLUMNS": "200"}
+
+
+def _command(state: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "wavepod.stack.up", "--state", str(state), *ARGS, *extra]
+
+
+def _cli(state: Path, *args: str) -> str:
+    result = CliRunner().invoke(wavepod, ["--state", str(state), *args], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, (args, result.output, result.exception)
+    return result.output
+
+
+def test_the_stack_runs_the_flywheel_and_the_cli_drives_it(tmp_path: Path) -> None:
+    state = tmp_path / "stack"
+    log = tmp_path / "first.log"
+    with log.open("w") as out:
+        first = subprocess.Popen(_command(state), env=_env(), stdout=out, stderr=out, text=True)
+    try:
+        deadline = time.monotonic() + 900
+        while not (state / "summary.json").exists():
+            assert first.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(1)
+        summary = json.loads((state / "summary.json").read_text())
+        # Predictions for simulated entities, through the gateway, beat next fill = last
+        # fill + days supply on the most recent labelled rows.
+        print(summary)
+        assert summary["model_mae"] < summary["baseline_mae"]
+        assert summary["gate_passed"] and summary["champion"] == summary["version"]
+        v1 = int(summary["version"])
+        _drive_with_the_cli(state, v1)
+    finally:
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        code = first.wait(timeout=120)
+    output = log.read_text()
+    assert code == 0, output[-4000:]
+    assert "example predictions" in output and "gateway" in output
 
     # A second start reuses the state: the same data, nothing landed twice, a new version.
-    second = _up(tmp_path / "stack")
+    second = subprocess.run(
+        _command(state, "--once"), env=_env(), capture_output=True, text=True, timeout=900
+    )
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
     assert "patients 0, prescriptions 0, fills 0" in second.stdout
-    again = json.loads((tmp_path / "stack" / "summary.json").read_text())
-    assert int(again["version"]) == int(summary["version"]) + 1
+    again = json.loads((state / "summary.json").read_text())
+    assert int(again["version"]) == v1 + 2  # one more came from `wavepod train`
     assert again["model_mae"] == summary["model_mae"]  # same data + seed: same model
     # As good as the champion (a gain of 0 meets the default gate): promoted.
     assert again["gate_passed"] and again["champion"] == again["version"]
+
+
+def _drive_with_the_cli(state: Path, v1: int) -> None:
+    status = _cli(state, "status")
+    assert status.count("SERVING") == 6, status
+    assert f"champion -> {v1}" in status, status
+
+    assert "fills" in _cli(state, "ingest", "datasets")
+    assert "committed" in _cli(state, "ingest", "lineage", "fills")
+    assert "refill:1" in _cli(state, "features", "list")
+
+    rx = pl.read_csv(state / "customer" / "fills.csv", infer_schema=False)["rx_id"][-1]
+    predicted = _cli(state, "predict", rx)
+    row = next(line for line in predicted.splitlines() if rx in line)
+    prediction_id = row.split("│")[-2].strip()  # the table's last column
+    assert "champion" in row and str(v1) in row, predicted
+    assert "recorded" in _cli(state, "feedback", prediction_id, "30")
+
+    trained = _cli(
+        state,
+        "train",
+        "start",
+        "--model-name=refill",
+        "--feature-set=refill:1",
+        "--label=days_to_next_fill",
+        "--baseline-feature=days_supply",
+        "--trials=3",
+    )
+    assert "succeeded" in trained, trained
+    v2 = v1 + 1
+    promoted = _cli(state, "promote", "refill", str(v2))
+    assert f"champion: refill version {v2} (was {v1})" in promoted, promoted
+    assert f"champion -> {v2}" in _cli(state, "status")
+    rolled_back = _cli(state, "rollback", "refill")
+    assert f"champion: refill version {v1} (was {v2})" in rolled_back, rolled_back

@@ -1,47 +1,34 @@
-"""`wavepod-train`: start training runs and watch them with a progress bar.
+"""`wavepod train`: start training runs and watch them with a progress bar.
 
-    ./pants run services/trainer:cli -- start --model-name refill --feature-set refill:1 \\
-        --label days_to_next_fill --baseline-feature days_supply --trials 30 --watch
-    ./pants run services/trainer:cli -- list --model-name refill
-
-Talks to the trainer service (`--trainer`, env WAVEPOD_TRAINER_ADDRESS); a bearer token
-comes from WAVEPOD_TRAINER_TOKEN, never from the command line.
+    wavepod train start --model-name refill --feature-set refill:1 \\
+        --label days_to_next_fill --baseline-feature days_supply --trials 30
+    wavepod train list --model-name refill
 """
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
-import grpc
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wavepod.cli import endpoints
+from wavepod.cli.endpoints import Metadata
+from wavepod.cli.ui import console, rpc_errors
 from wavepod.feature.v1 import feature_pb2
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
-app = typer.Typer(help="Training runs on the wavepod trainer.", no_args_is_help=True)
-console = Console()
-TrainerOption = Annotated[
-    str, typer.Option("--trainer", envvar="WAVEPOD_TRAINER_ADDRESS", help="host:port")
-]
+app = typer.Typer(help="Training runs on the trainer.", no_args_is_help=True)
 STATE = {v: k.removeprefix("RUN_STATE_").lower() for k, v in trainer_pb2.RunState.items()}
 
 
-def _stub(address: str) -> tuple[trainer_pb2_grpc.TrainerServiceStub, tuple[tuple[str, str], ...]]:
-    token = os.environ.get("WAVEPOD_TRAINER_TOKEN")
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    return trainer_pb2_grpc.TrainerServiceStub(grpc.insecure_channel(address)), metadata
+def _stub() -> tuple[trainer_pb2_grpc.TrainerServiceStub, Metadata]:
+    channel = endpoints.current().channel("trainer")
+    return trainer_pb2_grpc.TrainerServiceStub(channel), endpoints.metadata("trainer")
 
 
-def _fail(error: grpc.RpcError) -> typer.Exit:
-    console.print(f"[red]{error.code().name}[/red]: {error.details()}")
-    return typer.Exit(code=1)
-
-
-def watch_run(stub: trainer_pb2_grpc.TrainerServiceStub, run_id: str, metadata: tuple) -> int:
+def watch_run(stub: trainer_pb2_grpc.TrainerServiceStub, run_id: str, metadata: Metadata) -> int:
     """Renders WatchRun as a progress bar; the exit code says how the run ended."""
     columns = (
         TextColumn("{task.description}"),
@@ -90,13 +77,13 @@ def start(
     model_name: Annotated[str, typer.Option(help="Registered model name.")],
     feature_set: Annotated[str, typer.Option(help="NAME:VERSION, e.g. refill:1.")],
     label: Annotated[str, typer.Option(help="Label column of the training set.")],
-    trainer: TrainerOption = "127.0.0.1:50053",
     baseline_feature: Annotated[str, typer.Option(help="Feature that is the naive guess.")] = "",
     trials: Annotated[int, typer.Option(help="Optuna trials.")] = 20,
     seconds: Annotated[int, typer.Option(help="Search time budget.")] = 600,
     seed: Annotated[int, typer.Option(help="Same data + seed: same metrics.")] = 7,
     watch: Annotated[bool, typer.Option(help="Follow the run with a progress bar.")] = True,
 ) -> None:
+    """Start a training run and follow it with a progress bar."""
     name, _, version = feature_set.partition(":")
     spec = trainer_pb2.RunSpec(
         model_name=model_name,
@@ -106,39 +93,30 @@ def start(
         seed=seed,
         baseline_feature=baseline_feature,
     )
-    stub, metadata = _stub(trainer)
-    try:
+    stub, metadata = _stub()
+    with rpc_errors():
         run = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), metadata=metadata, timeout=60)
         console.print(f"started run {run.run_id}")
         if watch:
             raise typer.Exit(code=watch_run(stub, run.run_id, metadata))
-    except grpc.RpcError as error:
-        raise _fail(error) from None
 
 
 @app.command("watch")
-def watch_command(run_id: str, trainer: TrainerOption = "127.0.0.1:50053") -> None:
-    stub, metadata = _stub(trainer)
-    try:
+def watch_command(run_id: str) -> None:
+    """Follow a run with a progress bar."""
+    stub, metadata = _stub()
+    with rpc_errors():
         raise typer.Exit(code=watch_run(stub, run_id, metadata))
-    except grpc.RpcError as error:
-        raise _fail(error) from None
 
 
 @app.command("list")
 def list_runs(
     model_name: Annotated[str, typer.Option(help="Only this model's runs.")] = "",
-    trainer: TrainerOption = "127.0.0.1:50053",
 ) -> None:
-    stub, metadata = _stub(trainer)
-    try:
+    """Runs, newest first."""
+    stub, metadata = _stub()
+    with rpc_errors():
         found = stub.ListRuns(
             trainer_pb2.ListRunsRequest(model_name=model_name), metadata=metadata, timeout=30
         )
-    except grpc.RpcError as error:
-        raise _fail(error) from None
     _print_runs(list(found.runs))
-
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,57 @@
+"""The CLI's own behaviour: where it finds services, how it reports one that is down, how
+it reads inline rows. (libs/wavepod/stack/up_test.py drives every command against a
+running stack.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wavepod.cli.endpoints import Endpoints, metadata
+from wavepod.cli.main import _row
+from wavepod.cli.main import app as wavepod
+from wavepod.runtime.testing.process import free_port, service_process
+from wavepod.values import from_value
+
+
+def test_addresses_come_from_the_environment_then_the_stack_then_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "endpoints.json").write_text(
+        json.dumps({"gateway": "10.0.0.1:1", "ingest": "10.0.0.1:2", "mlflow": "http://m"})
+    )
+    monkeypatch.setenv("WAVEPOD_INGEST_ADDRESS", "10.0.0.9:9")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    found = Endpoints.load(tmp_path)
+    assert found.addresses["ingest"] == "10.0.0.9:9"
+    assert found.addresses["gateway"] == "10.0.0.1:1"
+    assert found.addresses["trainer"] == "127.0.0.1:50053"
+    assert found.mlflow == "http://m"
+
+
+def test_tokens_come_from_the_environment_service_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAVEPOD_TOKEN", "everyone")
+    monkeypatch.setenv("WAVEPOD_EVALUATOR_TOKEN", "admin")
+    assert metadata("evaluator") == (("authorization", "Bearer admin"),)
+    assert metadata("gateway") == (("authorization", "Bearer everyone"),)
+
+
+def test_status_shows_each_service_and_fails_while_one_is_down(tmp_path: Path) -> None:
+    with service_process("wavepod.runtime.testing.probe", "probe") as probe:
+        env = {"WAVEPOD_INGEST_ADDRESS": probe.address, "COLUMNS": "200"}
+        env |= {f"WAVEPOD_{s}_ADDRESS": f"127.0.0.1:{free_port()}" for s in ("GATEWAY", "FEATURE")}
+        result = CliRunner().invoke(wavepod, ["--state", str(tmp_path), "status"], env=env)
+    assert result.exit_code == 1, result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if "127.0.0.1" in line}
+    assert "SERVING" in lines["ingest"] and "UNAVAILABLE" in lines["gateway"], result.output
+
+
+def test_inline_rows_read_numbers_and_text() -> None:
+    row = _row("days_supply=30,copay=2.5,channel=mail")
+    values = {k: from_value(v) for k, v in row.values.items()}
+    assert values == {"days_supply": 30, "copay": 2.5, "channel": "mail"}
+    bad = CliRunner().invoke(wavepod, ["predict", "--row", "days_supply"])
+    assert bad.exit_code == 2 and "expected name=value" in bad.output
