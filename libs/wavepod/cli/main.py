@@ -103,14 +103,15 @@ def ingest_lineage(dataset: str) -> None:
             metadata=metadata,
             timeout=30,
         )
-    table = Table("batch", "when", "status", "from", "landed", "quarantined")
+    table = Table("batch", "when", "status", "source", "inputs", "landed", "quarantined")
     for record in found.records:
         attributes = record.attributes
         table.add_row(
             record.id,
             record.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
             attributes.get("status", ""),
-            ", ".join(i.name or i.uri for i in record.inputs)[:60],
+            record.inputs[0].name if record.inputs else "",
+            str(len(record.inputs)),
             attributes.get("rows_landed", ""),
             attributes.get("rows_quarantined", ""),
         )

@@ -79,8 +79,14 @@ def _drive_with_the_cli(state: Path, v1: int) -> None:
     assert f"champion -> {v1}" in status, status
 
     assert "fills" in _cli(state, "ingest", "datasets")
-    assert "committed" in _cli(state, "ingest", "lineage", "fills")
+    lineage = _cli(state, "ingest", "lineage", "prescriptions")
+    batch = next(line for line in lineage.splitlines() if "committed" in line)
+    source_id = batch.split("│")[4].strip()
+    # Running a landed source again lands nothing twice.
+    rerun = _cli(state, "ingest", "run", source_id)
+    assert "prescriptions" in rerun and "True" in rerun, rerun  # a duplicate
     assert "refill:1" in _cli(state, "features", "list")
+    assert "partitions written" in _cli(state, "features", "materialize", "refill:1")
 
     rx = pl.read_csv(state / "customer" / "fills.csv", infer_schema=False)["rx_id"][-1]
     predicted = _cli(state, "predict", rx)
