@@ -293,36 +293,66 @@ def _health(address: str) -> str:
 
 @app.command()
 def status() -> None:
-    """Services and their health; registered models, versions and aliases."""
+    """Services' health; registered models, versions and aliases; each champion's health
+    in production (online error, drift, whether to retrain)."""
     found = endpoints.current()
     services = Table("service", "address", "health")
-    healthy = True
-    for service in SERVICES:
-        state = _health(found.addresses[service])
-        healthy &= state == "SERVING"
+    health = {service: _health(found.addresses[service]) for service in SERVICES}
+    for service, state in health.items():
         colour = "green" if state == "SERVING" else "red"
         services.add_row(service, found.addresses[service], f"[{colour}]{state}[/{colour}]")
     console.print(services)
-    if found.mlflow:
-        _print_models(found.mlflow)
-    if not healthy:
+    champions = _print_models(found.mlflow) if found.mlflow else []
+    if champions and health["evaluator"] == "SERVING":
+        _print_model_health(champions)
+    if any(state != "SERVING" for state in health.values()):
         raise typer.Exit(code=1)
 
 
-def _print_models(tracking_uri: str) -> None:
+def _print_models(tracking_uri: str) -> list[str]:
+    """Prints the registry; returns the models that have a champion."""
     from mlflow import MlflowClient  # only status needs it (a slow import)
     from mlflow.exceptions import MlflowException
 
+    from wavepod.registry import CHAMPION
+
     models = Table("model", "latest version", "aliases")
+    champions = []
     try:
         for model in MlflowClient(tracking_uri).search_registered_models():
             latest = max((int(v.version) for v in model.latest_versions), default=0)
             aliases = ", ".join(f"{a} -> {v}" for a, v in sorted(model.aliases.items()))
             models.add_row(model.name, str(latest or ""), aliases)
+            if CHAMPION in model.aliases:
+                champions.append(model.name)
     except MlflowException as error:
         console.print(f"[red]MLflow at {tracking_uri}[/red]: {error.message}")
-        return
+        return []
     console.print(models)
+    return champions
+
+
+def _print_model_health(models: list[str]) -> None:
+    stub, metadata = _stub("evaluator", evaluator_pb2_grpc.EvaluatorServiceStub)
+    table = Table("champion", "predictions", "labelled", "online MAE", "drifted", "retrain", "why")
+    for name in models:
+        request = E.GetModelHealthRequest(model=refs_pb2.ModelRef(name=name))
+        try:
+            health = stub.GetModelHealth(request, metadata=metadata, timeout=60)
+        except grpc.RpcError as error:
+            table.add_row(name, "", "", "", "", "", f"{error.code().name}: {error.details()}")
+            continue
+        metrics = health.online_metrics
+        table.add_row(
+            f"{name}:{health.model.version}",
+            f"{metrics.get('predictions', 0):,.0f}",
+            f"{metrics.get('labelled', 0):,.0f}",
+            f"{metrics['mae']:.2f}" if "mae" in metrics else "",
+            ", ".join(d.feature for d in health.drift if d.drifted),
+            "[red]yes[/red]" if health.retrain_recommended else "no",
+            "; ".join(health.reasons)[:80],
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -255,6 +255,10 @@ def up(
             {
                 "MLFLOW_TRACKING_URI": tracking,
                 "INFERENCE": inference.address,
+                # Model health reads the prediction log and feedback landed through ingest;
+                # retraining asks the trainer.
+                "LAKE": f"ingest://{ingest.address}",
+                "TRAINER": trainer.address,
                 # A laptop running seven services: one-row latency is judged loosely here.
                 "GATE_LATENCY_BUDGET_MS": "20",
             },

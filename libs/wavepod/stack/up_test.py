@@ -77,6 +77,9 @@ def _drive_with_the_cli(state: Path, v1: int) -> None:
     status = _cli(state, "status")
     assert status.count("SERVING") == 6, status
     assert f"champion -> {v1}" in status, status
+    # The champion's health in production, read from the stack's lake (the prediction log
+    # ships every few seconds, so it may not be there yet).
+    assert f"refill:{v1}" in status or "no prediction log in the lake yet" in status, status
 
     assert "fills" in _cli(state, "ingest", "datasets")
     lineage = _cli(state, "ingest", "lineage", "prescriptions")
