@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import grpc
 import pytest
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from wavepod.cli.endpoints import Endpoints, metadata
 from wavepod.cli.main import _row
 from wavepod.cli.main import app as wavepod
 from wavepod.runtime.testing.process import free_port, service_process
+from wavepod.testing.tls import CertificateAuthority
 from wavepod.values import from_value
 
 
@@ -47,6 +49,37 @@ def test_status_shows_each_service_and_fails_while_one_is_down(tmp_path: Path) -
     assert result.exit_code == 1, result.output
     lines = {line.split()[1]: line for line in result.output.splitlines() if "127.0.0.1" in line}
     assert "SERVING" in lines["ingest"] and "UNAVAILABLE" in lines["gateway"], result.output
+
+
+def test_status_speaks_mutual_tls_when_given_a_ca_and_a_client_certificate(
+    tmp_path: Path,
+) -> None:
+    authority = CertificateAuthority(tmp_path / "pki")
+    server, client = authority.issue("probe"), authority.issue("cli")
+    tls = {
+        "WAVEPOD_PROBE_TLS_CERT_FILE": str(server.cert),
+        "WAVEPOD_PROBE_TLS_KEY_FILE": str(server.key),
+        "WAVEPOD_PROBE_TLS_CLIENT_CA_FILE": str(authority.ca),
+    }
+    credentials = grpc.ssl_channel_credentials(
+        authority.ca.read_bytes(), client.key.read_bytes(), client.cert.read_bytes()
+    )
+    with service_process(
+        "wavepod.runtime.testing.probe", "probe", tls, credentials=credentials
+    ) as probe:
+
+        def ingest_health(**env: str) -> str:
+            env |= {"WAVEPOD_INGEST_ADDRESS": probe.address, "COLUMNS": "200"}
+            out = CliRunner().invoke(wavepod, ["--state", str(tmp_path), "status"], env=env)
+            return next(line for line in out.output.splitlines() if "ingest" in line)
+
+        ca = {"WAVEPOD_TLS_CA_FILE": str(authority.ca)}
+        mutual = ingest_health(
+            **ca, WAVEPOD_TLS_CERT_FILE=str(client.cert), WAVEPOD_TLS_KEY_FILE=str(client.key)
+        )
+        assert "SERVING" in mutual, mutual
+        # Without a client certificate the server refuses the handshake.
+        assert "UNAVAILABLE" in ingest_health(**ca)
 
 
 def test_inline_rows_read_numbers_and_text() -> None:

@@ -3,7 +3,9 @@
 Addresses come from `WAVEPOD_<SERVICE>_ADDRESS`, else from the local stack's
 `<state>/endpoints.json` (written by `deploy/local:up`; `--state` or WAVEPOD_STATE,
 default .wavepod/stack), else the conventional ports. Bearer tokens come from
-`WAVEPOD_<SERVICE>_TOKEN`, else WAVEPOD_TOKEN; never from the command line.
+`WAVEPOD_<SERVICE>_TOKEN`, else WAVEPOD_TOKEN; never from the command line. With
+WAVEPOD_TLS_CA_FILE set, calls use TLS (and, with WAVEPOD_TLS_CERT_FILE and
+WAVEPOD_TLS_KEY_FILE, present a client certificate for mutual TLS).
 """
 
 from __future__ import annotations
@@ -30,10 +32,23 @@ ENDPOINTS_FILE = "endpoints.json"
 Metadata = tuple[tuple[str, str], ...]
 
 
+def _credentials() -> grpc.ChannelCredentials | None:
+    ca = os.environ.get("WAVEPOD_TLS_CA_FILE")
+    if not ca:
+        return None
+    cert, key = os.environ.get("WAVEPOD_TLS_CERT_FILE"), os.environ.get("WAVEPOD_TLS_KEY_FILE")
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes(),
+        private_key=Path(key).read_bytes() if key else None,
+        certificate_chain=Path(cert).read_bytes() if cert else None,
+    )
+
+
 @dataclass(frozen=True)
 class Endpoints:
     addresses: dict[str, str]
     mlflow: str | None  # MLflow tracking URI, for models and aliases
+    credentials: grpc.ChannelCredentials | None = None  # TLS; None: plaintext
 
     @classmethod
     def load(cls, state: Path = DEFAULT_STATE) -> Endpoints:
@@ -47,10 +62,12 @@ class Endpoints:
             for service in SERVICES
         }
         mlflow = os.environ.get("MLFLOW_TRACKING_URI") or written.get("mlflow")
-        return cls(addresses, mlflow)
+        return cls(addresses, mlflow, _credentials())
 
     def channel(self, service: str) -> grpc.Channel:
-        return grpc.insecure_channel(self.addresses[service])
+        if self.credentials is None:
+            return grpc.insecure_channel(self.addresses[service])
+        return grpc.secure_channel(self.addresses[service], self.credentials)
 
 
 def write_endpoints(state: Path, addresses: dict[str, str], mlflow: str) -> None:

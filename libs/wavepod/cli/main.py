@@ -280,9 +280,9 @@ def rollback(
 
 
 # --- status -------------------------------------------------------------------------------
-def _health(address: str) -> str:
+def _health(found: endpoints.Endpoints, service: str) -> str:
     try:
-        with grpc.insecure_channel(address) as channel:
+        with found.channel(service) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=2
             )
@@ -297,7 +297,7 @@ def status() -> None:
     in production (online error, drift, whether to retrain)."""
     found = endpoints.current()
     services = Table("service", "address", "health")
-    health = {service: _health(found.addresses[service]) for service in SERVICES}
+    health = {service: _health(found, service) for service in SERVICES}
     for service, state in health.items():
         colour = "green" if state == "SERVING" else "red"
         services.add_row(service, found.addresses[service], f"[{colour}]{state}[/{colour}]")
