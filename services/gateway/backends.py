@@ -22,6 +22,7 @@ from gateway.catalog import ServedModel, inference_error
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.runtime.batching import Coalescer, Waiting
 from wavepod.runtime.status import NotFound, ServiceError, Unavailable
+from wavepod.values import rows_from_columns
 
 Row = dict[str, object]
 # Predictions and the model version that computed them (from the inference response: the
@@ -151,11 +152,4 @@ class FeatureBackend:
         missing = [e.entity_id for e in reply.entities if e.missing]
         if missing:
             raise NotFound(f"no online features for entities {missing[:10]} in {feature_set}")
-        rows: list[Row] = [{} for _ in entity_ids]
-        for column in reply.columns:
-            kind = column.WhichOneof("values")
-            values = list(getattr(column, kind).values) if kind else []
-            nulls = set(column.null_positions)
-            for i, row in enumerate(rows):
-                row[column.name] = None if i in nulls or i >= len(values) else values[i]
-        return rows
+        return rows_from_columns(reply.columns, len(entity_ids))

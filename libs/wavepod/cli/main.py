@@ -29,7 +29,7 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.simulator import cli as simulator
-from wavepod.values import to_value
+from wavepod.values import rows_from_columns, to_value
 
 S = TypeVar("S")
 app = typer.Typer(
@@ -161,6 +161,43 @@ def features_materialize(
         f"{summary.partitions_written} partitions written, {summary.partitions_skipped} "
         f"up to date; {summary.online_written:,} online values refreshed"
     )
+
+
+@features.command("get")
+def features_get(
+    feature_set: Annotated[str, typer.Argument(help="NAME:VERSION, e.g. refill:1.")],
+    entity_ids: Annotated[list[str], typer.Argument(help="Entities to look up.")],
+    feature: Annotated[
+        list[str] | None, typer.Option(help="Only these features (repeatable).")
+    ] = None,
+) -> None:
+    """Online feature values of entities, as the gateway reads them."""
+    stub, metadata = _stub("feature", feature_pb2_grpc.FeatureServiceStub)
+    request = feature_pb2.GetOnlineFeaturesRequest(
+        feature_set=_feature_set(feature_set), entity_ids=entity_ids, features=feature or []
+    )
+    with rpc_errors():
+        reply = stub.GetOnlineFeatures(request, metadata=metadata, timeout=30)
+    rows = rows_from_columns(reply.columns, len(reply.entities))
+    table = Table("feature", *(e.entity_id for e in reply.entities))
+    table.add_row(
+        "(as of)",
+        *(
+            (
+                "missing"
+                if e.missing
+                else e.event_time.ToDatetime().strftime("%Y-%m-%d") + (" stale" if e.stale else "")
+            )
+            for e in reply.entities
+        ),
+    )
+    for column in reply.columns:
+        table.add_row(column.name, *(_text(row[column.name]) for row in rows))
+    console.print(table)
+
+
+def _text(value: object) -> str:
+    return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 # --- predictions --------------------------------------------------------------------------

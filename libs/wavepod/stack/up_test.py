@@ -92,6 +92,8 @@ def _drive_with_the_cli(state: Path, v1: int) -> None:
     assert "partitions written" in _cli(state, "features", "materialize", "refill:1")
 
     rx = pl.read_csv(state / "customer" / "fills.csv", infer_schema=False)["rx_id"][-1]
+    online = _cli(state, "features", "get", "refill:1", rx, "--feature=days_supply")
+    assert rx in online and "days_supply" in online, online
     predicted = _cli(state, "predict", rx)
     row = next(line for line in predicted.splitlines() if rx in line)
     prediction_id = row.split("│")[-2].strip()  # the table's last column

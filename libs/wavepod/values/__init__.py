@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -45,3 +47,16 @@ def from_value(value: values_pb2.Value) -> object:
     if kind == "timestamp_value":
         return value.timestamp_value.ToDatetime()
     return getattr(value, kind)
+
+
+def rows_from_columns(columns: Iterable[Any], count: int) -> list[dict[str, object]]:
+    """`count` rows from feature columns (`wavepod.feature.v1.FeatureColumn`: one typed
+    array per feature, nulls by position), as online feature lookups answer."""
+    rows: list[dict[str, object]] = [{} for _ in range(count)]
+    for column in columns:
+        kind = column.WhichOneof("values")
+        values = list(getattr(column, kind).values) if kind else []
+        nulls = set(column.null_positions)
+        for i, row in enumerate(rows):
+            row[column.name] = None if i in nulls or i >= len(values) else values[i]
+    return rows
