@@ -13,13 +13,14 @@ from feature.settings import FeatureSettings
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
-from wavepod.runtime.auth import method_roles
+from wavepod.runtime.auth import method_roles, rpc_paths
 
 DEFAULT_PORT = 50052
 # The gateway reads online features, the trainer builds training sets, an operator
 # (admin) materializes.
+_SERVICE = feature_pb2.DESCRIPTOR.services_by_name["FeatureService"]
 METHOD_ROLES = method_roles(
-    feature_pb2.DESCRIPTOR.services_by_name["FeatureService"],
+    _SERVICE,
     {
         "ListFeatureSets": {"online", "training", "admin"},
         "GetOnlineFeatures": {"online", "admin"},
@@ -55,7 +56,7 @@ def app(settings: FeatureSettings) -> ServiceApp:
         ],
         flush_hooks=[online.close],
         method_roles=METHOD_ROLES,
-        audited_methods=frozenset({"/wavepod.feature.v1.FeatureService/Materialize"}),
+        audited_methods=rpc_paths(_SERVICE, ["Materialize"]),
     )
 
 

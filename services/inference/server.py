@@ -16,7 +16,7 @@ from inference.settings import InferenceSettings
 from inference.v2_protocol import InferenceServicer
 from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
-from wavepod.runtime.auth import method_roles
+from wavepod.runtime.auth import method_roles, rpc_paths
 
 DEFAULT_PORT = 8001
 VERSION = "0.2.0"
@@ -39,21 +39,18 @@ def _triton_roles(method: str) -> set[str]:
 
 
 _TRITON = service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+_ADMIN = inference_pb2.DESCRIPTOR.services_by_name["InferenceAdminService"]
 METHOD_ROLES = {
     **method_roles(_TRITON, {name: _triton_roles(name) for name in _TRITON.methods_by_name}),
-    **method_roles(
-        inference_pb2.DESCRIPTOR.services_by_name["InferenceAdminService"],
-        {"PublishModel": {"publish", "admin"}},
-    ),
+    **method_roles(_ADMIN, {"PublishModel": {"publish", "admin"}}),
 }
 # Audited: what changes what is served, or how the server runs.
 _CHANGES_SERVER = {
     "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister", "CudaSharedMemoryRegister",
     "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings",
 }  # fmt: skip
-AUDITED = frozenset(
-    {f"/{_TRITON.full_name}/{m}" for m in _CHANGES_MODELS | _CHANGES_SERVER}
-    | {"/wavepod.inference.v1.InferenceAdminService/PublishModel"}
+AUDITED = rpc_paths(_TRITON, _CHANGES_MODELS | _CHANGES_SERVER) | rpc_paths(
+    _ADMIN, ["PublishModel"]
 )
 
 

@@ -8,7 +8,7 @@ from ingest.servicer import IngestServicer
 from ingest.settings import IngestSettings
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
-from wavepod.runtime.auth import method_roles
+from wavepod.runtime.auth import method_roles, rpc_paths
 from wavepod.runtime.secrets import read_secret
 
 DEFAULT_PORT = 50051
@@ -27,8 +27,10 @@ METHOD_ROLES = method_roles(
         "RunIngest": {"admin"},
     },
 )
-_SERVICE = "/wavepod.ingest.v1.IngestService/"
-AUDITED = frozenset(f"{_SERVICE}{m}" for m in ("RegisterSchema", "RegisterSource", "RunIngest"))
+AUDITED = rpc_paths(
+    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"],
+    ("RegisterSchema", "RegisterSource", "RunIngest"),
+)
 
 
 def app(settings: IngestSettings) -> ServiceApp:

@@ -13,7 +13,7 @@ from trainer.servicer import TrainerServicer
 from trainer.settings import TrainerSettings
 from trainer.tracking import Tracking
 from wavepod.runtime import Registration, ServiceApp, run
-from wavepod.runtime.auth import method_roles
+from wavepod.runtime.auth import method_roles, rpc_paths
 from wavepod.runtime.status import ServiceError
 from wavepod.trainer.v1 import trainer_pb2, trainer_pb2_grpc
 
@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 50053
 # The evaluator retrains; an operator (admin) trains by hand.
+_SERVICE = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"]
 METHOD_ROLES = method_roles(
-    trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"],
+    _SERVICE,
     dict.fromkeys(("StartRun", "WatchRun", "GetRun", "ListRuns"), {"train", "admin"}),
 )
 
@@ -66,7 +67,7 @@ def app(settings: TrainerSettings) -> ServiceApp:
         readiness=recover,
         flush_hooks=[finish_runs],
         method_roles=METHOD_ROLES,
-        audited_methods=frozenset({"/wavepod.trainer.v1.TrainerService/StartRun"}),
+        audited_methods=rpc_paths(_SERVICE, ["StartRun"]),
     )
 
 

@@ -1,10 +1,11 @@
 """Admin RPCs recorded in the audit log by the server, whatever the service.
 
 A service lists the RPCs that change what it holds or serves (`ServiceApp.audited_methods`:
-registering a source, running an ingest, loading a model); each call of one is appended
-once it ends, fsynced before the reply leaves: who (the authenticated principal), which
-RPC, on what (the request on one line, cut short), and the status it ended with. Calls
-refused by auth never reach it.
+registering a source, running an ingest, loading a model); each call of one is appended,
+fsynced, once it ends: who (the authenticated principal), which RPC, on what (the request
+on one line, cut short), and the status it ended with. A successful reply leaves only
+after its entry is written; a failed call's status can reach the caller first (gRPC
+sends an abort at once). Calls refused by auth never reach it.
 """
 
 from __future__ import annotations

@@ -75,12 +75,18 @@ def method_roles(
     Every RPC of the contract must be named (least privilege by default: an RPC added to
     the contract gets no caller until someone decides who may call it).
     """
-    names = set(service.methods_by_name)
-    if missing := sorted(names - set(roles)):
+    if missing := sorted(set(service.methods_by_name) - set(roles)):
         raise ValueError(f"{service.full_name}: no roles for {missing}")
-    if unknown := sorted(set(roles) - names):
+    paths = rpc_paths(service, roles)
+    return {path: frozenset(roles[path.rsplit("/", 1)[1]]) for path in paths}
+
+
+def rpc_paths(service: ServiceDescriptor, names: Iterable[str]) -> frozenset[str]:
+    """Full method names (`/pkg.Service/Method`) of RPCs of `service`, checked to exist."""
+    names = set(names)
+    if unknown := sorted(names - set(service.methods_by_name)):
         raise ValueError(f"{service.full_name} has no RPCs {unknown}")
-    return {f"/{service.full_name}/{name}": frozenset(allowed) for name, allowed in roles.items()}
+    return frozenset(f"/{service.full_name}/{name}" for name in names)
 
 
 def bearer_token(metadata: Any) -> str | None:

@@ -81,17 +81,19 @@ def check_service_process(module: str, app: ServiceApp) -> None:
                 assert {r.descriptor.full_name for r in app.registrations} <= names
                 codes = {path: _check_rpc(channel, path, cs) for path, cs in paths.items()}
 
-            audited = {
-                f"/{e.action}": e.detail["code"]
-                for e in AuditLog(audit).entries()
-                if e.actor == "allowed" and f"/{e.action}" in paths  # not a service's own
-            }
-            expected = {path: codes[path] for path in app.audited_methods}
-            assert audited == expected, (audited, expected)
-
             started = time.monotonic()
             assert proc.terminate(timeout=DRAIN_SECONDS + 10) == 0, proc.logs()
             assert time.monotonic() - started < DRAIN_SECONDS + 5
+
+        # Read once the server has drained: a refused call's status can reach the caller
+        # before its entry is written (a successful reply leaves only after).
+        audited = {
+            f"/{e.action}": e.detail["code"]
+            for e in AuditLog(audit).entries()
+            if e.actor == "allowed" and f"/{e.action}" in paths  # not a service's own
+        }
+        expected = {path: codes[path] for path in app.audited_methods}
+        assert audited == expected, (audited, expected)
 
 
 def _check_rpc(channel: grpc.Channel, path: str, client_streams: bool) -> str:
