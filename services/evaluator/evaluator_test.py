@@ -213,7 +213,12 @@ def test_promotion_and_rollback_move_aliases_serve_and_audit(stack: Stack) -> No
     assert _serving(stack) == {first}
 
     entries = AuditLog(stack.audit).entries()
-    assert [(e.actor, e.action, e.target) for e in entries] == [
+    # The server records the refused attempt; the promoter records what was done.
+    refused = "wavepod.evaluator.v1.EvaluatorService/Promote"
+    assert [(e.actor, e.action, e.detail.get("code")) for e in entries[:1]] == [
+        ("ci", refused, "PERMISSION_DENIED")
+    ]
+    assert [(e.actor, e.action, e.target) for e in entries[1:]] == [
         ("ops", "model.promote", f"{MODEL}:{first}"),
         ("ops", "model.promote", f"{MODEL}:{second}"),
         ("ops", "model.rollback", f"{MODEL}:{first}"),

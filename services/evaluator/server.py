@@ -24,16 +24,18 @@ from wavepod.inference.v1 import inference_pb2, inference_pb2_grpc
 from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.audit import AuditLog
-from wavepod.runtime.auth import method_roles
+from wavepod.runtime.auth import method_roles, rpc_paths
 from wavepod.runtime.channels import connect
 from wavepod.runtime.status import FailedPrecondition, Unavailable
 
 DEFAULT_PORT = 50054
+_SERVICE = evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"]
+_ADMIN = ("Promote", "Rollback", "Retrain")  # each records its own actions in the audit log
 METHOD_ROLES = method_roles(
-    evaluator_pb2.DESCRIPTOR.services_by_name["EvaluatorService"],
+    _SERVICE,
     {
         **dict.fromkeys(("Evaluate", "Report", "GetModelHealth"), {"evaluate", "admin"}),
-        **dict.fromkeys(("Promote", "Rollback", "Retrain"), {"admin"}),
+        **dict.fromkeys(_ADMIN, {"admin"}),
     },
 )
 
@@ -107,6 +109,7 @@ def app(settings: EvaluatorSettings) -> ServiceApp:
         readiness=start_loop,
         flush_hooks=[close],
         method_roles=METHOD_ROLES,
+        self_audited_methods=rpc_paths(_SERVICE, _ADMIN),
     )
 
 

@@ -145,6 +145,7 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
 
             entries = AuditLog(audit).entries()
             assert [(e.actor, e.action) for e in entries] == [
+                ("app", "wavepod.gateway.v1.GatewayService/SetRouting"),  # refused: no admin
                 ("ops", "routing.set"),
                 ("ops", "routing.set"),
                 ("gateway/slo-monitor", "canary.rollback"),

@@ -25,7 +25,7 @@ from gateway.slo import Slo
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.audit import AuditLog
-from wavepod.runtime.auth import method_roles
+from wavepod.runtime.auth import method_roles, rpc_paths
 from wavepod.runtime.channels import connect
 from wavepod.runtime.tls import channel_credentials
 
@@ -37,8 +37,9 @@ RECONNECT = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+_SERVICE = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"]
 METHOD_ROLES = method_roles(
-    gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
+    _SERVICE,
     {
         "Predict": {"predict"},
         "PredictStream": {"predict"},
@@ -149,6 +150,7 @@ def app(settings: GatewaySettings) -> ServiceApp:
         readiness=connect_backends,
         flush_hooks=[close],
         method_roles=METHOD_ROLES,
+        self_audited_methods=rpc_paths(_SERVICE, ["SetRouting"]),  # the router records it
     )
 
 

@@ -66,6 +66,11 @@ class TokenStore:
     def lookup(self, token: str) -> Principal | None:
         return self.by_hash.get(hash_token(token))
 
+    def caller(self, metadata: Any) -> Principal | None:
+        """The principal whose bearer token the call's metadata carries, if known."""
+        token = bearer_token(metadata)
+        return self.lookup(token) if token else None
+
 
 def method_roles(
     service: ServiceDescriptor, roles: Mapping[str, Iterable[str]]
@@ -120,8 +125,7 @@ class AuthInterceptor(HandlerInterceptor):
         method = details.method
         if method.startswith(PUBLIC_METHOD_PREFIXES):
             return handler
-        token = bearer_token(details.invocation_metadata)
-        principal = self._tokens.lookup(token) if token else None
+        principal = self._tokens.caller(details.invocation_metadata)
         if principal is None:
             return aborting_handler(
                 handler, grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token"

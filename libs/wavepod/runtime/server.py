@@ -85,8 +85,11 @@ class ServiceApp:
     # Roles per full method name, used when auth is on (see wavepod.runtime.auth).
     method_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Admin RPCs (full method names) the server records in the audit log (settings'
-    # audit_log); a service that audits in its own code (gateway, evaluator) lists none.
+    # audit_log), each call with its caller and status (see audit_interceptor.py).
     audited_methods: frozenset[str] = frozenset()
+    # Admin RPCs that record their own actions in that log (gateway, evaluator): the
+    # server records only the calls auth refuses.
+    self_audited_methods: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -126,12 +129,16 @@ def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.S
     # Outermost first: the span exists before auth and error handling log anything.
     interceptors: list[grpc.aio.ServerInterceptor] = [aio_server_interceptor()]
     interceptors.append(RpcMetricsInterceptor())
+    tokens = None
     if settings.auth_tokens_file is not None:
         tokens = TokenStore.from_file(settings.auth_tokens_file)
-        interceptors.append(AuthInterceptor(tokens, app.method_roles))
-    if app.audited_methods:  # inside auth: the caller is known
+    if app.audited_methods or app.self_audited_methods:  # outside auth: sees its refusals
         audit = AuditLog(settings.audit_log or Path(".wavepod") / f"{app.name}-audit.jsonl")
-        interceptors.append(AuditInterceptor(audit, app.audited_methods))
+        interceptors.append(
+            AuditInterceptor(audit, app.audited_methods, app.self_audited_methods, tokens)
+        )
+    if tokens is not None:
+        interceptors.append(AuthInterceptor(tokens, app.method_roles))
     interceptors.append(UncaughtErrorInterceptor())
     return interceptors
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.channels import connect
 from wavepod.runtime.server import ServiceApp, start_server
@@ -172,6 +175,41 @@ def test_auth_maps_bearer_tokens_to_roles(tmp_path: Path) -> None:
     assert out["count_denied"] == grpc.StatusCode.PERMISSION_DENIED
     assert out["count_admin"] == ["hi0", "hi1", "hi2"]
     assert out["health"] == SERVING
+
+
+def test_audit_records_refused_admin_calls_naming_the_caller_never_the_token(
+    tmp_path: Path,
+) -> None:
+    tokens, audit = tmp_path / "tokens", tmp_path / "audit.jsonl"
+    tokens.write_text(
+        f"{hash_token('predict-secret')} app-1 predict\n{hash_token('admin-secret')} ops admin\n"
+    )
+    count, echo = (
+        "/wavepod.runtime.testing.ProbeService/Count",
+        "/wavepod.runtime.testing.ProbeService/Echo",
+    )
+    app = replace(probe_app(), self_audited_methods=frozenset({count}))
+
+    async def calls(address: str) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = probe_pb2_grpc.ProbeServiceStub(channel)
+            req = probe_pb2.ProbeRequest(text="hi")
+            for token in (None, "stolen-secret", "predict-secret", "admin-secret"):
+                md = [("authorization", f"Bearer {token}")] if token else None
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    [r async for r in stub.Count(req, metadata=md)]
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await stub.Echo(req, metadata=md)  # not an admin RPC: never recorded
+
+    with_server(calls, app, auth_tokens_file=tokens, audit_log=audit)
+    entries = [(e.actor, f"/{e.action}", e.detail["code"]) for e in AuditLog(audit).entries()]
+    # Count records its own successes (as the gateway's routing does): only refusals here.
+    assert entries == [
+        ("anonymous", count, "UNAUTHENTICATED"),
+        ("unknown token", count, "UNAUTHENTICATED"),
+        ("app-1", count, "PERMISSION_DENIED"),
+    ]
+    assert echo not in audit.read_text() and "secret" not in audit.read_text()
 
 
 def test_outgoing_calls_get_a_default_deadline() -> None:

@@ -5,8 +5,9 @@ find every contract service in reflection, and call every RPC three times: witho
 token (UNAUTHENTICATED), as a caller without the RPC's roles (PERMISSION_DENIED: every
 RPC names who may call it), and as one with them (a built RPC must not fail with UNKNOWN
 or INTERNAL; an unbuilt one answers UNIMPLEMENTED naming what is missing). Each call of
-an audited RPC is in the audit log with its caller and the status it ended with. Then
-SIGTERM it and expect exit code 0 within the drain deadline.
+an audited RPC is in the audit log with its caller and the status it ended with, and so
+is each refused call of an RPC that audits its own actions. Then SIGTERM it and expect
+exit code 0 within the drain deadline.
 """
 
 from __future__ import annotations
@@ -88,12 +89,17 @@ def check_service_process(module: str, app: ServiceApp) -> None:
         # Read once the server has drained: a refused call's status can reach the caller
         # before its entry is written (a successful reply leaves only after).
         audited = {
-            f"/{e.action}": e.detail["code"]
+            (f"/{e.action}", e.actor, e.detail["code"])
             for e in AuditLog(audit).entries()
-            if e.actor == "allowed" and f"/{e.action}" in paths  # not a service's own
+            if f"/{e.action}" in paths  # not a service's own entries
         }
-        expected = {path: codes[path] for path in app.audited_methods}
-        assert audited == expected, (audited, expected)
+        refusals = {("anonymous", "UNAUTHENTICATED"), ("denied", "PERMISSION_DENIED")}
+        expected = {
+            (path, *entry)
+            for path in app.audited_methods | app.self_audited_methods
+            for entry in refusals
+        } | {(path, "allowed", codes[path]) for path in app.audited_methods}
+        assert audited == expected, sorted(audited ^ expected)
 
 
 def _check_rpc(channel: grpc.Channel, path: str, client_streams: bool) -> str:
