@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from ingest.engine import IngestEngine
 from ingest.quality_test import SCHEMA as FILLS
 from ingest.schema import Column, ColumnType, DatasetSchema
 from ingest.sources import SourceKind, SourceSpec
+from ingest.storage import STAGING
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from wavepod.simulator.config import SimulationConfig
 from wavepod.simulator.generate import simulate
@@ -101,10 +104,37 @@ def test_a_crash_between_write_and_commit_leaves_the_lake_consistent(tmp_path: P
     assert crashing.read("rx").height == 0, "but no reader sees them"
     crashing.close()
 
+    # A process killed while writing leaves its staging directory behind, too.
+    leftover = lake / STAGING / "wavepod-staging-killed" / "date=2024-01-01" / "0.parquet"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a file")
+
     restarted = IngestEngine(lake)
     assert not list((lake / "rx").rglob("*.parquet")), "orphans removed on start"
+    assert not leftover.exists(), "and what was left staged"
     batch, duplicate = restarted.run_ingest(source)
     assert not duplicate and batch.rows_landed == 1 and restarted.read("rx").height == 1
+
+
+def test_files_are_staged_in_the_lake_so_publishing_is_a_rename(
+    engine: IngestEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Staged in the system's temporary directory, a file published into a lake on
+    # another filesystem (a container's /tmp beside its lake volume) would be copied.
+    lake = tmp_path / "lake"
+    renamed: list[tuple[Path, Path]] = []
+    rename = os.replace
+
+    def recording(src: str | Path, dst: str | Path) -> None:
+        renamed.append((Path(src), Path(dst)))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording)
+    monkeypatch.setattr(shutil, "copyfile", None)  # a copy would fail the test
+    batch, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
+    assert {dst.relative_to(lake).as_posix() for _, dst in renamed} == set(batch.files)
+    assert all(src.is_relative_to(lake / STAGING) for src, _ in renamed), renamed
+    assert not list((lake / STAGING).iterdir()), "nothing stays staged"
 
 
 def test_too_many_bad_rows_fail_the_batch_and_land_nothing(

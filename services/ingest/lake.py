@@ -9,13 +9,11 @@ the batch id, which derives from the content).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
 import polars as pl
 
-from ingest.storage import Storage
+from ingest.storage import STAGING, Storage
 
 QUARANTINE = "_quarantine"
 REPORTS = "_reports"
@@ -27,15 +25,15 @@ class Lake:
         self.uri = storage.uri
 
     def _write(self, frame: pl.DataFrame, key: str) -> str:
-        with tempfile.TemporaryDirectory(prefix="wavepod-lake-") as tmp:
-            local = Path(tmp) / "part.parquet"
+        with self.storage.staging() as tmp:
+            local = tmp / "part.parquet"
             frame.write_parquet(local, compression="zstd", statistics=True)
             self.storage.publish(local, key)
         return key
 
     def write_text(self, text: str, key: str) -> str:
-        with tempfile.TemporaryDirectory(prefix="wavepod-lake-") as tmp:
-            local = Path(tmp) / "file"
+        with self.storage.staging() as tmp:
+            local = tmp / "file"
             local.write_text(text)
             self.storage.publish(local, key)
         return self.storage.url(key)
@@ -62,11 +60,11 @@ class Lake:
                 for (day,), part in keyed.partition_by("__date", as_dict=True).items()
             )
         written = []
-        with tempfile.TemporaryDirectory(prefix="wavepod-staging-") as staging:
+        with self.storage.staging() as staging:
             frame.write_parquet(
                 staging, partition_by=event_time_column, compression="zstd", compression_level=1
             )
-            for part in sorted(Path(staging).glob(f"{event_time_column}=*/*.parquet")):
+            for part in sorted(staging.glob(f"{event_time_column}=*/*.parquet")):
                 day = part.parent.name.split("=", 1)[1]
                 suffix = "" if part.stem.strip("0") == "" else f"-{part.stem}"
                 key = f"{dataset}/date={day}/part-{batch_id}{suffix}.parquet"
@@ -86,10 +84,11 @@ class Lake:
         return pl.scan_parquet(urls, storage_options=self.storage.options)
 
     def remove_orphans(self, committed: set[str]) -> list[str]:
-        """Deletes data files no committed batch lists (left by a crash); returns them."""
+        """Deletes what a crash left: data files no committed batch lists, and anything
+        still staged. Returns the keys."""
         removed = []
         for key in self.storage.list_keys():
-            if key.endswith(".parquet") and key not in committed:
+            if key.startswith(f"{STAGING}/") or (key.endswith(".parquet") and key not in committed):
                 self.storage.delete(key)
                 removed.append(key)
         return removed

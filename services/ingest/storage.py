@@ -2,19 +2,37 @@
 small interface chosen by the lake root (`/path` or `s3://bucket/prefix`).
 
 Publishing a file is atomic on both: a rename on a filesystem, a single PUT on S3
-(an object appears whole or not at all).
+(an object appears whole or not at all). Files are written first into a staging
+directory that the storage chooses: inside a local lake (`_staging/`), so that
+publishing is a rename on one filesystem and never a copy (a container's /tmp and its
+lake volume are two), and in the system's temporary directory for a bucket.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+
+STAGING = "_staging"  # a local lake's staging area; what a crash leaves there is orphaned
+
+
+@contextmanager
+def _temporary_directory(parent: Path | None = None) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="wavepod-staging-", dir=parent) as tmp:
+        yield Path(tmp)
 
 
 class Storage(Protocol):
     uri: str
+
+    def staging(self) -> AbstractContextManager[Path]:
+        """A fresh local directory to write files into before publishing them; it is
+        removed, with anything left in it, when the context ends."""
 
     def publish(self, local: Path, key: str) -> None:
         """Moves a finished local file to `key`, atomically."""
@@ -36,6 +54,10 @@ class LocalStorage:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = self.root.as_uri()
+
+    def staging(self) -> AbstractContextManager[Path]:
+        (self.root / STAGING).mkdir(exist_ok=True)
+        return _temporary_directory(self.root / STAGING)
 
     def publish(self, local: Path, key: str) -> None:
         target = self.root / key
@@ -92,6 +114,9 @@ class S3Storage:
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}/{key}" if self._prefix else key
+
+    def staging(self) -> AbstractContextManager[Path]:
+        return _temporary_directory()
 
     def publish(self, local: Path, key: str) -> None:
         self._client.upload_file(str(local), self._bucket, self._key(key))
