@@ -11,7 +11,7 @@ import grpc
 import pytest
 from typer.testing import CliRunner
 
-from wavepod.cli.endpoints import Endpoints, metadata
+from wavepod.cli.endpoints import Endpoints, bearer, write_endpoints
 from wavepod.cli.main import _row
 from wavepod.cli.main import app as wavepod
 from wavepod.runtime.testing.process import free_port, service_process
@@ -34,11 +34,20 @@ def test_addresses_come_from_the_environment_then_the_stack_then_defaults(
     assert found.mlflow == "http://m"
 
 
-def test_tokens_come_from_the_environment_service_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tokens_come_from_the_environment_service_first_then_the_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WAVEPOD_TOKEN", "WAVEPOD_GATEWAY_TOKEN", "WAVEPOD_EVALUATOR_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert Endpoints.load(tmp_path).metadata("gateway") == ()  # none: nothing is sent
+    write_endpoints(tmp_path, {}, "http://m", "stack-operator")
+    assert (tmp_path / "operator.token").stat().st_mode & 0o777 == 0o600
+    assert Endpoints.load(tmp_path).metadata("gateway") == bearer("stack-operator")
     monkeypatch.setenv("WAVEPOD_TOKEN", "everyone")
     monkeypatch.setenv("WAVEPOD_EVALUATOR_TOKEN", "admin")
-    assert metadata("evaluator") == (("authorization", "Bearer admin"),)
-    assert metadata("gateway") == (("authorization", "Bearer everyone"),)
+    found = Endpoints.load(tmp_path)
+    assert found.metadata("evaluator") == bearer("admin")
+    assert found.metadata("gateway") == bearer("everyone")
 
 
 def test_status_shows_each_service_and_fails_while_one_is_down(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Addresses come from `WAVEPOD_<SERVICE>_ADDRESS`, else from the local stack's
 `<state>/endpoints.json` (written by `deploy/local:up`; `--state` or WAVEPOD_STATE,
 default .wavepod/stack), else the conventional ports. Bearer tokens come from
-`WAVEPOD_<SERVICE>_TOKEN`, else WAVEPOD_TOKEN; never from the command line. With
+`WAVEPOD_<SERVICE>_TOKEN`, else WAVEPOD_TOKEN, else the local stack's operator token
+(`<state>/operator.token`, mode 600); never from the command line. With
 WAVEPOD_TLS_CA_FILE set, calls use TLS (and, with WAVEPOD_TLS_CERT_FILE and
 WAVEPOD_TLS_KEY_FILE, present a client certificate for mutual TLS).
 """
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import grpc
 
+from wavepod.runtime.secrets import write_private
+
 SERVICES = ("gateway", "ingest", "feature", "trainer", "evaluator", "inference")
 DEFAULT_PORTS = {
     "gateway": 50050,
@@ -28,6 +31,7 @@ DEFAULT_PORTS = {
 }
 DEFAULT_STATE = Path(".wavepod/stack")
 ENDPOINTS_FILE = "endpoints.json"
+OPERATOR_TOKEN_FILE = "operator.token"  # the stack's token for a person: every role
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -49,6 +53,7 @@ class Endpoints:
     addresses: dict[str, str]
     mlflow: str | None  # MLflow tracking URI, for models and aliases
     credentials: grpc.ChannelCredentials | None = None  # TLS; None: plaintext
+    stack_token: str | None = None  # the stack's operator token, when there is one
 
     @classmethod
     def load(cls, state: Path = DEFAULT_STATE) -> Endpoints:
@@ -62,22 +67,36 @@ class Endpoints:
             for service in SERVICES
         }
         mlflow = os.environ.get("MLFLOW_TRACKING_URI") or written.get("mlflow")
-        return cls(addresses, mlflow, _credentials())
+        token_file = state / OPERATOR_TOKEN_FILE
+        stack_token = token_file.read_text().strip() if token_file.is_file() else None
+        return cls(addresses, mlflow, _credentials(), stack_token)
 
     def channel(self, service: str) -> grpc.Channel:
         if self.credentials is None:
             return grpc.insecure_channel(self.addresses[service])
         return grpc.secure_channel(self.addresses[service], self.credentials)
 
+    def metadata(self, service: str) -> Metadata:
+        """The bearer token to present to `service`, if any."""
+        token = (
+            os.environ.get(f"WAVEPOD_{service.upper()}_TOKEN")
+            or os.environ.get("WAVEPOD_TOKEN")
+            or self.stack_token
+        )
+        return bearer(token) if token else ()
 
-def write_endpoints(state: Path, addresses: dict[str, str], mlflow: str) -> None:
-    """What `load` reads: the stack's services, as it started them."""
+
+def bearer(token: str) -> Metadata:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def write_endpoints(
+    state: Path, addresses: dict[str, str], mlflow: str, operator_token: str
+) -> None:
+    """What `load` reads: the stack's services, as it started them, and the token a
+    person on this machine uses with them (readable by its owner only)."""
     (state / ENDPOINTS_FILE).write_text(json.dumps({**addresses, "mlflow": mlflow}, indent=2))
-
-
-def metadata(service: str) -> Metadata:
-    token = os.environ.get(f"WAVEPOD_{service.upper()}_TOKEN") or os.environ.get("WAVEPOD_TOKEN")
-    return (("authorization", f"Bearer {token}"),) if token else ()
+    write_private(state / OPERATOR_TOKEN_FILE, operator_token)
 
 
 _current: Endpoints | None = None

@@ -54,7 +54,8 @@ def main(
 
 
 def _stub(service: str, stub: Callable[[grpc.Channel], S]) -> tuple[S, endpoints.Metadata]:
-    return stub(endpoints.current().channel(service)), endpoints.metadata(service)
+    found = endpoints.current()
+    return stub(found.channel(service)), found.metadata(service)
 
 
 # --- ingest -------------------------------------------------------------------------------

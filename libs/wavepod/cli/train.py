@@ -24,8 +24,8 @@ STATE = {v: k.removeprefix("RUN_STATE_").lower() for k, v in trainer_pb2.RunStat
 
 
 def _stub() -> tuple[trainer_pb2_grpc.TrainerServiceStub, Metadata]:
-    channel = endpoints.current().channel("trainer")
-    return trainer_pb2_grpc.TrainerServiceStub(channel), endpoints.metadata("trainer")
+    found = endpoints.current()
+    return trainer_pb2_grpc.TrainerServiceStub(found.channel("trainer")), found.metadata("trainer")
 
 
 def watch_run(stub: trainer_pb2_grpc.TrainerServiceStub, run_id: str, metadata: Metadata) -> int:

@@ -26,3 +26,12 @@ def read_secret(ref: str, field: str = "secret_ref") -> str:
                 FieldViolation(field, f"cannot read secret file {name}: {error.strerror}")
             ) from error
     raise InvalidArgument(FieldViolation(field, "must be env:NAME or file:/path"))
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes `text` to a file only its owner may read, from the first byte on (an
+    existing file is narrowed before it is rewritten)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)
+        out.write(text)

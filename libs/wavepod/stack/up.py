@@ -13,6 +13,11 @@ repository, prediction logs, secrets. A second start reuses it: the simulator's 
 kept, ingest lands nothing twice, the trainer registers a new version, and the evaluator
 promotes it only if it passes its gate against the champion.
 Services start in dependency order, each only once healthy (gRPC health SERVING).
+
+Every service checks bearer tokens, as under Compose: each calling service presents its
+own, with only the roles `deploy/compose/service-roles` gives it, and a person uses the
+operator token (every role) that each start writes to `<state>/operator.token` (mode
+600), where the `wavepod` CLI finds it. Services listen on loopback only.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from mlflow import MlflowClient
 from rich.console import Console
 from rich.table import Table
 
-from wavepod.cli.endpoints import write_endpoints
+from wavepod.cli.endpoints import OPERATOR_TOKEN_FILE, Metadata, bearer, write_endpoints
 from wavepod.cli.train import watch_run
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
@@ -44,7 +49,9 @@ from wavepod.feature.v1 import feature_pb2
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.registry import CHAMPION, alias_version
+from wavepod.runtime.secrets import write_private
 from wavepod.runtime.testing.process import ServiceProcess, service_process
+from wavepod.runtime.testing.service_tokens import service_tokens
 from wavepod.runtime.testing.streams import drain_progress
 from wavepod.signature import ModelSignature
 from wavepod.simulator.config import SimulationConfig
@@ -66,8 +73,7 @@ console = Console()
 def _secret(path: Path) -> str:
     """A random secret kept in the state directory (mode 600), made on first start."""
     if not path.exists():
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_hex(32))
     return path.read_text().strip()
 
 
@@ -84,12 +90,13 @@ def _customer_data(state: Path, patients: int, seed: int) -> Path:
     return customer
 
 
-def _ingest(address: str, customer: Path, fills_api: str) -> dict[str, int]:
+def _ingest(address: str, auth: Metadata, customer: Path, fills_api: str) -> dict[str, int]:
     landed = {}
     with grpc.insecure_channel(address) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         for schema in REFILL_SCHEMAS:
-            stub.RegisterSchema(ingest_pb2.RegisterSchemaRequest(schema=schema), timeout=30)
+            request = ingest_pb2.RegisterSchemaRequest(schema=schema)
+            stub.RegisterSchema(request, metadata=auth, timeout=30)
         sources = [
             ingest_pb2.SourceSpec(
                 dataset="patients",
@@ -111,18 +118,18 @@ def _ingest(address: str, customer: Path, fills_api: str) -> dict[str, int]:
         ]
         for spec in sources:  # in order: references need their targets
             source_id = stub.RegisterSource(
-                ingest_pb2.RegisterSourceRequest(source=spec), timeout=30
+                ingest_pb2.RegisterSourceRequest(source=spec), metadata=auth, timeout=30
             ).source_id
             with console.status(f"ingesting {spec.dataset}"):
                 events = stub.RunIngest(
-                    ingest_pb2.RunIngestRequest(source_id=source_id), timeout=900
+                    ingest_pb2.RunIngestRequest(source_id=source_id), metadata=auth, timeout=900
                 )
                 _, report = drain_progress(events, "report")
             landed[spec.dataset] = report.rows_landed
     return landed
 
 
-def _train(address: str, trials: int, seed: int) -> trainer_pb2.Run:
+def _train(address: str, auth: Metadata, trials: int, seed: int) -> trainer_pb2.Run:
     with grpc.insecure_channel(address) as channel:
         stub = trainer_pb2_grpc.TrainerServiceStub(channel)
         spec = trainer_pb2.RunSpec(
@@ -133,13 +140,13 @@ def _train(address: str, trials: int, seed: int) -> trainer_pb2.Run:
             seed=seed,
             baseline_feature=BASELINE,
         )
-        run = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), timeout=60)
-        if watch_run(stub, run.run_id, ()) != 0:
+        run = stub.StartRun(trainer_pb2.StartRunRequest(spec=spec), metadata=auth, timeout=60)
+        if watch_run(stub, run.run_id, auth) != 0:
             raise typer.Exit(code=1)
-        return stub.GetRun(trainer_pb2.GetRunRequest(run_id=run.run_id), timeout=30)
+        return stub.GetRun(trainer_pb2.GetRunRequest(run_id=run.run_id), metadata=auth, timeout=30)
 
 
-def _evaluate_and_promote(address: str, version: str) -> E.Evaluation:
+def _evaluate_and_promote(address: str, auth: Metadata, version: str) -> E.Evaluation:
     """The evaluator's gate decides: a version that passes becomes champion (published,
     alias moved, audited); one that fails leaves the champion where it is."""
     with grpc.insecure_channel(address) as channel:
@@ -147,6 +154,7 @@ def _evaluate_and_promote(address: str, version: str) -> E.Evaluation:
         with console.status(f"evaluating {MODEL} version {version}"):
             evaluation = stub.Evaluate(
                 E.EvaluateRequest(candidate=refs_pb2.ModelRef(name=MODEL, version=version)),
+                metadata=auth,
                 timeout=600,
             )
         if evaluation.passed:
@@ -157,13 +165,14 @@ def _evaluate_and_promote(address: str, version: str) -> E.Evaluation:
                         evaluation_id=evaluation.evaluation_id,
                         reason=f"stack: passed its gate against {evaluation.reference}",
                     ),
+                    metadata=auth,
                     timeout=600,
                 )
         return evaluation
 
 
 def _examples(
-    gateway: ServiceProcess, tracking: str, run: trainer_pb2.Run, rows: int = 500
+    gateway: ServiceProcess, auth: Metadata, tracking: str, run: trainer_pb2.Run, rows: int = 500
 ) -> dict[str, float]:
     """Predicts, through the gateway, the most recent labelled rows of the run's training
     set (inline) and a few entities (online features); prints both, returns MAEs."""
@@ -182,9 +191,11 @@ def _examples(
                 for row in holdout.select(names).to_dicts()
             ]
         )
-        answer = stub.Predict(request, timeout=30)
+        answer = stub.Predict(request, metadata=auth, timeout=30)
         entities = holdout["rx_id"].unique(maintain_order=True).head(5).to_list()
-        by_entity = stub.Predict(gateway_pb2.PredictRequest(entity_ids=entities), timeout=30)
+        by_entity = stub.Predict(
+            gateway_pb2.PredictRequest(entity_ids=entities), metadata=auth, timeout=30
+        )
     truth = holdout[LABEL].to_numpy()
     predicted = np.array([p.value for p in answer.predictions])
     baseline = holdout[BASELINE].cast(pl.Float64).to_numpy()
@@ -214,6 +225,9 @@ def up(
     os.environ["WAVEPOD_STACK_FILLS_API_TOKEN"] = fills_token
     pii_key = state / "pii.key"
     _secret(pii_key)
+    # New tokens on each start; a person gets every role, the gateway's included.
+    tokens = service_tokens(state, operator_roles="admin,predict,feedback")
+    auth = bearer(tokens.operator)
     quiet = {"LOG_LEVEL": "WARNING"}
     with ExitStack() as stack:
         with console.status("starting MLflow"):
@@ -224,6 +238,7 @@ def up(
             # Every service's audit log of admin actions lives in the state directory too.
             audit = {"AUDIT_LOG": str(state / f"{service}-audit.jsonl")}
             settings = {prefix + k: v for k, v in {**quiet, **audit, **env}.items()}
+            settings |= tokens.env(service)  # check callers' tokens; present its own
             with console.status(f"starting {service}"):
                 return stack.enter_context(
                     service_process(module, service, settings, startup_timeout=120)
@@ -286,21 +301,24 @@ def up(
             "evaluator": evaluator,
             "gateway": gateway,
         }
-        write_endpoints(state, {n: p.address for n, p in started.items()}, tracking)
+        write_endpoints(
+            state, {n: p.address for n, p in started.items()}, tracking, tokens.operator
+        )
         fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)
         api = stack.enter_context(serve_fills(fills, fills_token))
-        landed = _ingest(ingest.address, customer, api.url)
-        run = _train(trainer.address, trials, seed)
-        evaluation = _evaluate_and_promote(evaluator.address, run.registered_model.version)
+        landed = _ingest(ingest.address, auth, customer, api.url)
+        run = _train(trainer.address, auth, trials, seed)
+        evaluation = _evaluate_and_promote(evaluator.address, auth, run.registered_model.version)
         champion = alias_version(tracking, MODEL, CHAMPION)
         if not champion:
             failed = "; ".join(g.detail for g in evaluation.gates if not g.passed)
             console.print(f"[red]the first model failed its gate ({failed}); nothing to serve")
             raise typer.Exit(code=1)
-        maes = _examples(gateway, tracking, run)
+        maes = _examples(gateway, auth, tracking, run)
 
         summary = Table("", "", title="wavepod stack")
         summary.add_row("gateway", gateway.address)
+        summary.add_row("operator token", str(state / OPERATOR_TOKEN_FILE))
         summary.add_row("MLflow", tracking)
         summary.add_row("state", str(state))
         summary.add_row("rows landed", ", ".join(f"{k} {v:,}" for k, v in landed.items()))

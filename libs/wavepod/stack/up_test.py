@@ -1,6 +1,7 @@
 """The README's main command, end to end: `up` serving while the `wavepod` CLI drives it
-(status, ingest, features, predict, feedback, train, promote, rollback), then stopped
-with Ctrl-C, then `up --once` on the same state directory."""
+(status, ingest, features, predict, feedback, train, promote, rollback) with the token the
+stack wrote, a caller without one refused, then stopped with Ctrl-C, then `up --once` on
+the same state directory."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from wavepod.cli.main import app as wavepod
+from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 ARGS = ["--patients", "600", "--trials", "3"]
 
@@ -53,6 +58,7 @@ def test_the_stack_runs_the_flywheel_and_the_cli_drives_it(tmp_path: Path) -> No
         assert summary["gate_passed"] and summary["champion"] == summary["version"]
         v1 = int(summary["version"])
         _drive_with_the_cli(state, v1)
+        _refused_without_a_token(state)
     finally:
         first.send_signal(signal.SIGINT)  # Ctrl-C
         code = first.wait(timeout=120)
@@ -71,6 +77,23 @@ def test_the_stack_runs_the_flywheel_and_the_cli_drives_it(tmp_path: Path) -> No
     assert again["model_mae"] == summary["model_mae"]  # same data + seed: same model
     # As good as the champion (a gain of 0 meets the default gate): promoted.
     assert again["gate_passed"] and again["champion"] == again["version"]
+
+
+def _refused_without_a_token(state: Path) -> None:
+    """Every service checks tokens, as under Compose; the CLI found the stack's above."""
+    addresses = json.loads((state / "endpoints.json").read_text())
+    assert (state / "operator.token").stat().st_mode & 0o777 == 0o600
+    gateway, ingest = (grpc.insecure_channel(addresses[s]) for s in ("gateway", "ingest"))
+    with gateway, pytest.raises(grpc.RpcError) as anonymous:
+        gateway_pb2_grpc.GatewayServiceStub(gateway).Predict(
+            gateway_pb2.PredictRequest(entity_ids=["x"]), timeout=10
+        )
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with ingest, pytest.raises(grpc.RpcError) as anonymous:
+        ingest_pb2_grpc.IngestServiceStub(ingest).ListDatasets(
+            ingest_pb2.ListDatasetsRequest(), timeout=10
+        )
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def _drive_with_the_cli(state: Path, v1: int) -> None:
