@@ -2,13 +2,18 @@
 
 Tokens are never stored: the tokens file holds `sha256(token)`, a principal name and
 its roles, one per line (`<hex> <name> role1,role2`), so several tokens per client can
-be active at once for rotation. Health checks and reflection stay open.
+be active at once for rotation. The file is read again when it changes, so adding a
+token or removing one (revoking it) takes effect within a second, without a restart.
+Health checks and reflection stay open.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
+import logging
+import os
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,6 +24,8 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from wavepod.runtime.handlers import HandlerInterceptor, aborting_handler, wrap_handler
+
+log = logging.getLogger(__name__)
 
 PUBLIC_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -42,29 +49,62 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class TokenStore:
-    by_hash: Mapping[str, Principal]
+def _read_tokens(path: Path) -> dict[str, Principal]:
+    entries: dict[str, Principal] = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 3 or len(parts[0]) != 64:
+            raise ValueError(
+                f"{path}:{lineno}: expected '<sha256-hex> <name> <role,role>'"
+                f" ({len(parts)} fields found)"
+            )
+        digest, name, roles = parts
+        entries[digest.lower()] = Principal(name, frozenset(roles.split(",")))
+    return entries
 
-    @classmethod
-    def from_file(cls, path: Path) -> TokenStore:
-        entries: dict[str, Principal] = {}
-        for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split()
-            if len(parts) != 3 or len(parts[0]) != 64:
-                raise ValueError(
-                    f"{path}:{lineno}: expected '<sha256-hex> <name> <role,role>'"
-                    f" ({len(parts)} fields found)"
-                )
-            digest, name, roles = parts
-            entries[digest.lower()] = Principal(name, frozenset(roles.split(",")))
-        return cls(entries)
+
+class TokenStore:
+    """The principals of a tokens file, kept current: the file is checked for a change
+    (inode, size, mtime: a rewrite, or a Kubernetes secret's symlink swap) at most every
+    `check_seconds`. A file that no longer parses is logged as an error and the last good
+    one stays in force: a typo must not lock every caller out."""
+
+    def __init__(self, path: Path, check_seconds: float = 1.0) -> None:
+        self._path = path
+        self._check_seconds = check_seconds
+        self._stamp = self._stat()
+        self._by_hash = _read_tokens(path)  # a broken file stops the start
+        self._checked = time.monotonic()
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(self._path)
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self._check_seconds:
+            return
+        self._checked = now
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._by_hash = _read_tokens(self._path)
+        except (OSError, ValueError) as error:
+            log.error("tokens file not reloaded; the last good one stays: %s", error)
+            return
+        log.info("tokens file reloaded", extra={"principals": len(self._by_hash)})
 
     def lookup(self, token: str) -> Principal | None:
-        return self.by_hash.get(hash_token(token))
+        self._refresh()
+        return self._by_hash.get(hash_token(token))
 
     def caller(self, metadata: Any) -> Principal | None:
         """The principal whose bearer token the call's metadata carries, if known."""

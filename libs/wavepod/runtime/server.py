@@ -131,7 +131,7 @@ def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.S
     interceptors.append(RpcMetricsInterceptor())
     tokens = None
     if settings.auth_tokens_file is not None:
-        tokens = TokenStore.from_file(settings.auth_tokens_file)
+        tokens = TokenStore(settings.auth_tokens_file)
     if app.audited_methods or app.self_audited_methods:  # outside auth: sees its refusals
         audit = AuditLog(settings.audit_log or Path(".wavepod") / f"{app.name}-audit.jsonl")
         interceptors.append(

@@ -177,6 +177,55 @@ def test_auth_maps_bearer_tokens_to_roles(tmp_path: Path) -> None:
     assert out["health"] == SERVING
 
 
+def test_tokens_added_and_revoked_take_effect_without_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = tmp_path / "tokens"
+    old, new = "old-secret-token", "rotated-secret-token"
+
+    def write(*lines: str) -> None:  # as an operator or a secret mount would: atomically
+        staged = tmp_path / "tokens.new"
+        staged.write_text("".join(f"{line}\n" for line in lines))
+        staged.replace(tokens)
+
+    write(f"{hash_token(old)} app-1 predict")
+
+    async def calls(address: str) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = probe_pb2_grpc.ProbeServiceStub(channel)
+
+            async def code(token: str) -> grpc.StatusCode:
+                md = [("authorization", f"Bearer {token}")]
+                try:
+                    await stub.Echo(probe_pb2.ProbeRequest(text="hi"), metadata=md)
+                except grpc.aio.AioRpcError as e:
+                    return e.code()
+                return grpc.StatusCode.OK
+
+            async def becomes(token: str, expected: grpc.StatusCode) -> grpc.StatusCode:
+                deadline = time.monotonic() + 5
+                while (found := await code(token)) != expected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                return found
+
+            OK, REFUSED = grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED
+            assert await code(old) == OK and await code(new) == REFUSED
+            # Rotation: a second token for the same caller; both work while clients move.
+            write(f"{hash_token(old)} app-1 predict", f"{hash_token(new)} app-1 predict")
+            assert await becomes(new, OK) == OK and await code(old) == OK
+            # Revocation: the old token is refused, with no restart.
+            write(f"{hash_token(new)} app-1 predict")
+            assert await becomes(old, REFUSED) == REFUSED and await code(new) == OK
+            # A broken edit is refused loudly; the last good file stays in force.
+            write("not a token line")
+            await asyncio.sleep(1.5)
+            assert await code(new) == OK and await code(old) == REFUSED
+
+    with_server(calls, auth_tokens_file=tokens)
+    assert "tokens file not reloaded" in caplog.text and "4 fields found" in caplog.text
+    assert "secret-token" not in caplog.text
+
+
 def test_audit_records_refused_admin_calls_naming_the_caller_never_the_token(
     tmp_path: Path,
 ) -> None:
