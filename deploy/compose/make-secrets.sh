@@ -13,6 +13,7 @@ write() {  # name, content
 }
 write pii_key "$(random)"
 write postgres_password "$(random)"
+write ingest_catalog_password "$(random)"
 write minio_user wavepod
 write minio_password "$(random)"
 write grafana_admin_password "$(random)"
@@ -54,5 +55,6 @@ own() {  # uid, files...
     chown "$uid:$uid" "secrets/$f" 2>/dev/null && chmod 400 "secrets/$f" || chmod 644 "secrets/$f"
   done
 }
-own 65532 pii_key gateway_tokens evaluator_tokens s3_credentials service_tokens "${callers[@]/%/_token}"
+own 65532 pii_key ingest_catalog_password gateway_tokens evaluator_tokens s3_credentials \
+  service_tokens "${callers[@]/%/_token}"
 own 472 grafana_admin_password

@@ -1,6 +1,10 @@
-"""The lake's catalog in DuckDB: schema versions, sources, and committed batches
-(which are also the lineage records). The catalog is the source of truth for what
-the lake contains: a batch exists once its row here is committed."""
+"""The lake's catalog: schema versions, sources, and committed batches (which are also
+the lineage records). The catalog is the source of truth for what the lake contains: a
+batch exists once its row here is committed.
+
+It lives in a DuckDB file by default, or in PostgreSQL for production (a
+`postgresql://user@host/db` location, the password from a secret): the same SQL runs on
+both, through DuckDB, which attaches the PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -14,22 +18,24 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from ingest.schema import DatasetSchema
-from wavepod.duck import connect
+from wavepod.duck import attach, connect, is_postgres, redact
 
 _SCHEMA_JSON = TypeAdapter(DatasetSchema)
 
+# JSON documents are stored as text: the same DDL serves DuckDB and PostgreSQL (an
+# upsert through DuckDB's postgres scanner sends text, which a json column refuses).
 DDL = """
 CREATE TABLE IF NOT EXISTS schemas (
     dataset VARCHAR, version VARCHAR, major INTEGER, minor INTEGER,
-    definition JSON, registered_at TIMESTAMP, PRIMARY KEY (dataset, version));
+    definition VARCHAR, registered_at TIMESTAMP, PRIMARY KEY (dataset, version));
 CREATE TABLE IF NOT EXISTS sources (
-    source_id VARCHAR PRIMARY KEY, dataset VARCHAR, spec JSON, registered_at TIMESTAMP);
+    source_id VARCHAR PRIMARY KEY, dataset VARCHAR, spec VARCHAR, registered_at TIMESTAMP);
 CREATE TABLE IF NOT EXISTS batches (
     batch_id VARCHAR PRIMARY KEY, dataset VARCHAR, source_id VARCHAR, connector VARCHAR,
     content_hash VARCHAR, schema_version VARCHAR, status VARCHAR,
     rows_read BIGINT, rows_landed BIGINT, rows_quarantined BIGINT, rows_duplicate BIGINT,
-    files JSON, quarantine_file VARCHAR, violations JSON, error VARCHAR,
-    started_at TIMESTAMP, finished_at TIMESTAMP, inputs JSON);
+    files VARCHAR, quarantine_file VARCHAR, violations VARCHAR, error VARCHAR,
+    started_at TIMESTAMP, finished_at TIMESTAMP, inputs VARCHAR);
 """
 
 
@@ -80,9 +86,17 @@ def _batch_from_row(row: tuple[Any, ...]) -> Batch:
 
 
 class Catalog:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = connect(path)
+    def __init__(self, location: str | Path, password: str = "") -> None:
+        """`location`: a DuckDB file, or a PostgreSQL URL without its password. Raises
+        AttachError when the database cannot be reached."""
+        text = str(location)
+        if is_postgres(text):
+            self._con = connect(extensions=["postgres_scanner"])
+            attach(self._con, text, "wavepod_catalog", password=password)
+        else:
+            Path(text).parent.mkdir(parents=True, exist_ok=True)
+            self._con = connect(text)
+        self.location = redact(text)  # fit to log
         self._lock = threading.Lock()
         self._con.execute(DDL)
 

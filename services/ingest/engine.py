@@ -43,17 +43,18 @@ class IngestEngine:
         lake_root: str | Path,
         pii_key: bytes | None = None,
         before_commit: Callable[[], None] | None = None,
-        catalog_path: Path | None = None,
+        catalog: str | Path | None = None,
         s3_endpoint_url: str | None = None,
+        catalog_password: str = "",
     ) -> None:
         storage = open_storage(lake_root, s3_endpoint_url)
         self.lake = Lake(storage)
         self._pii_key = pii_key
-        if catalog_path is None:
+        if not catalog:  # unset or empty: the embedded catalog
             if not isinstance(storage, LocalStorage):
-                raise ValueError("an object-store lake needs a catalog_path")
-            catalog_path = storage.root / "_catalog.duckdb"
-        self.catalog = Catalog(catalog_path)
+                raise ValueError("an object-store lake needs a catalog (a file or PostgreSQL)")
+            catalog = storage.root / "_catalog.duckdb"
+        self.catalog = Catalog(catalog, catalog_password)
         # Test seam: runs after the files are written and before the catalog commit.
         self._before_commit = before_commit or (lambda: None)
         self._dataset_locks: dict[str, threading.Lock] = {}

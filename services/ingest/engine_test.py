@@ -14,6 +14,7 @@ from ingest.quality_test import SCHEMA as FILLS
 from ingest.schema import Column, ColumnType, DatasetSchema
 from ingest.sources import SourceKind, SourceSpec
 from ingest.storage import STAGING
+from wavepod.duck import AttachError
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from wavepod.simulator.config import SimulationConfig
 from wavepod.simulator.generate import simulate
@@ -29,6 +30,7 @@ RX = DatasetSchema(
     primary_key=("rx_id",),
 )
 HEADER = "fill_id,rx_id,fill_date,days_supply,channel,mail\n"
+PG_PASSWORD = "catalog-secret-pw"
 GOOD = [f"F{i},RX1,2024-01-0{1 + i % 3},30,retail,true\n" for i in range(20)]
 
 
@@ -198,9 +200,9 @@ def test_sql_source_postgres_with_password_from_a_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine, patients = _patients_engine(tmp_path)
-    with postgres_server() as url:
-        publish_sql(patients, url)
-        monkeypatch.setenv("PG_PASSWORD", "unused-with-trust-auth")
+    with postgres_server(password=PG_PASSWORD) as url:
+        publish_sql(patients, url, password=PG_PASSWORD)
+        monkeypatch.setenv("PG_PASSWORD", PG_PASSWORD)
         source = engine.register_source(
             SourceSpec(
                 "patients",
@@ -212,10 +214,57 @@ def test_sql_source_postgres_with_password_from_a_secret(
         )
         batch, _ = engine.run_ingest(source)
         assert batch.rows_landed == patients.filter(pl.col("payer") != "cash").height
-        assert all("unused-with-trust-auth" not in i for i in batch.inputs)
+        assert all(PG_PASSWORD not in i for i in batch.inputs)
+        # The server really asks for it: a wrong one is refused, and not echoed.
+        monkeypatch.setenv("PG_PASSWORD", "wrong-password")
+        with pytest.raises(Unavailable, match="cannot reach the postgres database") as wrong:
+            engine.run_ingest(source)
+        assert "password" in str(wrong.value) and "wrong-password" not in str(wrong.value)
     down = engine.register_source(SourceSpec("patients", SourceKind.SQL, url, "SELECT 1"))
-    with pytest.raises(Unavailable, match="cannot reach the postgres source"):
+    with pytest.raises(Unavailable, match="cannot reach the postgres database"):
         engine.run_ingest(down)
+
+
+def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    with postgres_server(password=PG_PASSWORD) as url:
+
+        def open_engine(**seams: object) -> IngestEngine:
+            return IngestEngine(lake, catalog=url, catalog_password=PG_PASSWORD, **seams)  # type: ignore[arg-type]
+
+        engine = open_engine()
+        engine.register_schema(RX)
+        engine.register_schema(FILLS)
+        (tmp_path / "rx.csv").write_text("rx_id\nRX1\nRX2\n")
+        engine.run_ingest(
+            engine.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
+        )
+        first, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
+        assert engine.catalog.location == url  # no password in it
+        assert not (lake / "_catalog.duckdb").exists(), "nothing but data in the lake"
+        engine.close()
+
+        def crash() -> None:
+            raise SystemExit("killed after writing files, before the catalog commit")
+
+        crashing = open_engine(before_commit=crash)
+        late = csv_source(crashing, tmp_path / "late.csv", ["F90,RX2,2024-02-01,30,mail,false\n"])
+        with pytest.raises(SystemExit):
+            crashing.run_ingest(late)
+        crashing.close()
+
+        # Another process, the same catalog: what was committed, exactly once, and the
+        # crashed batch's files gone.
+        restarted = open_engine()
+        again, duplicate = restarted.run_ingest(csv_source(restarted, tmp_path / "fills.csv", GOOD))
+        assert duplicate and again.batch_id == first.batch_id
+        assert restarted.read("fills").height == 20
+        assert not list((lake / "fills").glob("date=2024-02-01/*.parquet"))
+        assert [b.status for b in restarted.lineage("fills")] == ["committed"]  # no half batch
+        restarted.close()
+    with pytest.raises(AttachError, match="cannot reach the postgres database") as down:
+        open_engine()
+    assert PG_PASSWORD not in str(down.value)
 
 
 def test_pii_is_pseudonymized_before_anything_lands(tmp_path: Path) -> None:
@@ -284,7 +333,7 @@ def test_the_lake_can_live_in_an_s3_compatible_bucket(tmp_path: Path) -> None:
         def open_engine() -> IngestEngine:
             return IngestEngine(
                 "s3://lake/wavepod",
-                catalog_path=tmp_path / "catalog.duckdb",
+                catalog=tmp_path / "catalog.duckdb",
                 s3_endpoint_url=endpoint,
             )
 

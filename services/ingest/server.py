@@ -37,11 +37,13 @@ def app(settings: IngestSettings) -> ServiceApp:
     key = (
         read_secret(settings.pii_key_ref, "pii_key_ref").encode() if settings.pii_key_ref else None
     )
+    password = settings.catalog_password_ref
     engine = IngestEngine(
         settings.lake_root,
         pii_key=key,
-        catalog_path=settings.catalog_path,
+        catalog=settings.catalog,
         s3_endpoint_url=settings.s3_endpoint_url,
+        catalog_password=read_secret(password, "catalog_password_ref") if password else "",
     )
     return ServiceApp(
         name="ingest",

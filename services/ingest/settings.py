@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
 from wavepod.runtime import ServiceSettings
@@ -13,8 +11,13 @@ class IngestSettings(ServiceSettings):
     lake_root: str = Field(
         ".wavepod/lake", description="Lake root: a directory or s3://bucket/prefix."
     )
-    catalog_path: Path | None = Field(
-        None, description="DuckDB catalog file; default <lake_root>/_catalog.duckdb (local)."
+    catalog: str | None = Field(
+        None,
+        description="Schemas, sources and lineage: a DuckDB file, or a postgresql://user@host/db"
+        " URL (production); default <lake_root>/_catalog.duckdb for a local lake.",
+    )
+    catalog_password_ref: str = Field(
+        "", description="env:NAME or file:/path of the PostgreSQL catalog's password."
     )
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (MinIO, moto); unset: AWS."

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 import duckdb
 import httpx
 import polars as pl
 
-from wavepod.duck import connect
+from wavepod.duck import AttachError, attach, connect, is_postgres, redact
 from wavepod.runtime.secrets import read_secret
 from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 
@@ -151,25 +150,18 @@ class SqlConnector:
         return found
 
     def read(self, spec: SourceSpec, types: TypeHints | None = None) -> SourceBatch:
-        postgres = spec.location.startswith(("postgres://", "postgresql://"))
-        target = spec.location
-        if postgres and spec.secret_ref:  # the password never sits in the stored spec
-            scheme, rest = target.split("://", 1)
-            user, host = rest.split("@", 1) if "@" in rest else ("", rest)
-            password = read_secret(spec.secret_ref, "source.secret_ref")
-            target = f"{scheme}://{user}:{quote(password, safe='')}@{host}"
+        postgres = is_postgres(spec.location)
         if not postgres and not Path(spec.location).is_file():
             raise Unavailable(f"SQLite database {spec.location!r} does not exist")
+        password = ""
+        if postgres and spec.secret_ref:  # the password never sits in the stored spec
+            password = read_secret(spec.secret_ref, "source.secret_ref")
         con = connect(extensions=["postgres_scanner" if postgres else "sqlite_scanner"])
         try:
-            kind = "postgres" if postgres else "sqlite"
             try:
-                con.execute(f"ATTACH '{target}' AS src (TYPE {kind}, READ_ONLY)")
-            except duckdb.Error as error:
-                # DuckDB's message may echo the connection string: keep only its first line.
-                reason = str(error).replace(target, _redact(target)).splitlines()[0]
-                raise Unavailable(f"cannot reach the {kind} source: {reason}") from error
-            con.execute("USE src")
+                kind = attach(con, spec.location, "src", password=password, read_only=True)
+            except AttachError as error:
+                raise Unavailable(str(error)) from error
             try:
                 frame = con.execute(spec.query).pl()
             except duckdb.Error as error:
@@ -178,17 +170,8 @@ class SqlConnector:
             con.close()
         digest = hashlib.sha256(frame.write_csv().encode())
         return SourceBatch(
-            frame, digest.hexdigest(), (f"{kind}:{_redact(spec.location)}", spec.query)
+            frame, digest.hexdigest(), (f"{kind}:{redact(spec.location)}", spec.query)
         )
-
-
-def _redact(location: str) -> str:
-    """Drops a password from a URL before it is recorded anywhere."""
-    if "://" in location and "@" in location:
-        scheme, rest = location.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
-    return location
 
 
 class RestConnector:

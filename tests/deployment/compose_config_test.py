@@ -49,6 +49,26 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
     for name in ("gateway", "feature", "trainer", "evaluator"):
         token = services[name]["environment"][f"WAVEPOD_{name.upper()}_AUTH_TOKEN_FILE"]
         assert token == f"/run/secrets/{name}_token", name
+    # Ingest's catalog is in PostgreSQL under a role of its own, created on first start
+    # by the script PostgreSQL runs; the password is a secret, not part of the URL.
+    ingest = services["ingest"]["environment"]
+    assert ingest["WAVEPOD_INGEST_CATALOG"] == "postgresql://ingest@postgres:5432/ingest_catalog"
+    assert ingest["WAVEPOD_INGEST_CATALOG_PASSWORD_REF"] == (
+        "file:/run/secrets/ingest_catalog_password"
+    )
+    assert services["ingest"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    postgres = services["postgres"]
+    init = next(
+        Path(v["source"])
+        for v in postgres["volumes"]
+        if v["target"] == "/docker-entrypoint-initdb.d"
+    )
+    script = (init / "ingest-catalog.sh").read_text()
+    assert "CREATE ROLE ingest LOGIN" in script and "DATABASE ingest_catalog OWNER ingest" in script
+    assert "ingest_catalog_password" in " ".join(postgres["entrypoint"])
+    assert {"postgres_password", "ingest_catalog_password"} <= {
+        s["source"] for s in postgres["secrets"]
+    }
     # Secrets are files (Compose secrets), never environment values.
     for service in services.values():
         for key, value in (service.get("environment") or {}).items():

@@ -12,23 +12,20 @@ from pathlib import Path
 
 import polars as pl
 
-from wavepod.duck import connect
+from wavepod.duck import attach, connect, is_postgres
 from wavepod.simulator.generate import PharmacyData
 
 LABEL_COLUMNS = ("next_fill_date", "censored")
 
 
-def publish_sql(patients: pl.DataFrame, target: str, table: str = "patients") -> None:
+def publish_sql(
+    patients: pl.DataFrame, target: str, table: str = "patients", password: str = ""
+) -> None:
     """Writes patients into a SQLite file path or a `postgresql://` URL (replacing them)."""
-    kind, extension = (
-        ("postgres", "postgres_scanner")
-        if target.startswith(("postgres://", "postgresql://"))
-        else ("sqlite", "sqlite_scanner")
-    )
-    con = connect(extensions=[extension])
+    con = connect(extensions=["postgres_scanner" if is_postgres(target) else "sqlite_scanner"])
     try:
         con.register("patients_df", patients.to_arrow())
-        con.execute(f"ATTACH '{target}' AS src (TYPE {kind})")
+        attach(con, target, "src", password=password)
         con.execute(f"DROP TABLE IF EXISTS src.{table}")
         con.execute(f"CREATE TABLE src.{table} AS SELECT * FROM patients_df")
     finally:

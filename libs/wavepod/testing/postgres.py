@@ -28,8 +28,9 @@ def _binary(name: str) -> str:
 
 
 @contextmanager
-def postgres_server(database: str = "wavepod") -> Iterator[str]:
-    """Yields a `postgresql://postgres@127.0.0.1:PORT/<database>` URL (trust auth)."""
+def postgres_server(database: str = "wavepod", password: str = "") -> Iterator[str]:
+    """Yields a `postgresql://postgres@127.0.0.1:PORT/<database>` URL: trust auth, or
+    with `password`, password auth (SCRAM) over TCP, as a production server would ask."""
     root = Path(tempfile.mkdtemp(prefix="wavepod-pg-"))
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
@@ -40,10 +41,19 @@ def postgres_server(database: str = "wavepod") -> Iterator[str]:
         as_owner = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
     port = free_port()
 
-    def run(*args: str) -> None:
-        subprocess.run([*as_owner, *args], check=True, capture_output=True, timeout=120)
+    env = {**os.environ, "PGPASSWORD": password}
 
-    run(_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    def run(*args: str) -> None:
+        subprocess.run([*as_owner, *args], check=True, capture_output=True, timeout=120, env=env)
+
+    auth = ["--auth=trust"]
+    if password:
+        secret = root / "pwfile"
+        secret.write_text(password)
+        if as_owner:
+            shutil.chown(secret, "postgres")
+        auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+    run(_binary("initdb"), "-D", str(data), "-U", "postgres", *auth, "-E", "UTF8")
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(_binary("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start")
     try:
