@@ -11,9 +11,10 @@ import grpc
 import pytest
 from typer.testing import CliRunner
 
-from wavepod.cli.endpoints import Endpoints, bearer, write_endpoints
+from wavepod.cli.endpoints import Endpoints, audit_log, bearer, write_endpoints
 from wavepod.cli.main import _row
 from wavepod.cli.main import app as wavepod
+from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.testing.process import free_port, service_process
 from wavepod.testing.tls import CertificateAuthority
 from wavepod.values import from_value
@@ -48,6 +49,30 @@ def test_tokens_come_from_the_environment_service_first_then_the_stack(
     found = Endpoints.load(tmp_path)
     assert found.metadata("evaluator") == bearer("admin")
     assert found.metadata("gateway") == bearer("everyone")
+
+
+def test_audit_shows_a_services_log_after_checking_its_chain(tmp_path: Path) -> None:
+    log = AuditLog(audit_log(tmp_path, "ingest"))
+    log.append(
+        "operator", "wavepod.ingest.v1.IngestService/RunIngest", 'source_id: "s1"', {"code": "OK"}
+    )
+    log.append(
+        "gateway", "wavepod.ingest.v1.IngestService/RunIngest", "", {"code": "PERMISSION_DENIED"}
+    )
+    runner, env = CliRunner(), {"COLUMNS": "200"}
+    shown = runner.invoke(wavepod, ["--state", str(tmp_path), "audit", "ingest"], env=env)
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.output.splitlines() if "RunIngest" in line]
+    assert "operator" in rows[0] and "OK" in rows[0]
+    assert "gateway" in rows[1] and "PERMISSION_DENIED" in rows[1]
+    assert "2 entries, chain intact" in shown.output
+    # An entry edited after the fact fails the command, naming the line after it.
+    lines = log.path.read_text().splitlines()
+    log.path.write_text("\n".join([lines[0].replace("operator", "someone"), lines[1]]) + "\n")
+    tampered = runner.invoke(wavepod, ["audit", "--file", str(log.path)], env=env)
+    assert tampered.exit_code == 1 and "line 2: the chain is broken" in tampered.output
+    missing = runner.invoke(wavepod, ["--state", str(tmp_path), "audit", "gateway"], env=env)
+    assert missing.exit_code == 1 and "no audit log" in missing.output
 
 
 def test_status_shows_each_service_and_fails_while_one_is_down(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ class Endpoints:
     mlflow: str | None  # MLflow tracking URI, for models and aliases
     credentials: grpc.ChannelCredentials | None = None  # TLS; None: plaintext
     stack_token: str | None = None  # the stack's operator token, when there is one
+    state: Path = DEFAULT_STATE  # the local stack's state directory
 
     @classmethod
     def load(cls, state: Path = DEFAULT_STATE) -> Endpoints:
@@ -69,7 +70,7 @@ class Endpoints:
         mlflow = os.environ.get("MLFLOW_TRACKING_URI") or written.get("mlflow")
         token_file = state / OPERATOR_TOKEN_FILE
         stack_token = token_file.read_text().strip() if token_file.is_file() else None
-        return cls(addresses, mlflow, _credentials(), stack_token)
+        return cls(addresses, mlflow, _credentials(), stack_token, state)
 
     def channel(self, service: str) -> grpc.Channel:
         if self.credentials is None:
@@ -84,6 +85,11 @@ class Endpoints:
             or self.stack_token
         )
         return bearer(token) if token else ()
+
+
+def audit_log(state: Path, service: str) -> Path:
+    """Where the local stack keeps `service`'s audit log."""
+    return state / f"{service}-audit.jsonl"
 
 
 def bearer(token: str) -> Metadata:

@@ -11,6 +11,7 @@ Where the services are, and the tokens it presents: see wavepod.cli.endpoints (a
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -28,6 +29,7 @@ from wavepod.evaluator.v1 import evaluator_pb2_grpc
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.runtime.audit import AuditLog, AuditLogCorrupt, shorten
 from wavepod.simulator import cli as simulator
 from wavepod.values import rows_from_columns, to_value
 
@@ -315,6 +317,49 @@ def rollback(
     console.print(
         f"champion: {model} version {moved.champion.version} (was {moved.previous.version})"
     )
+
+
+# --- audit --------------------------------------------------------------------------------
+@app.command()
+def audit(
+    service: Annotated[
+        str, typer.Argument(help=f"Whose log, in the local stack: one of {', '.join(SERVICES)}.")
+    ] = "",
+    file: Annotated[Path | None, typer.Option(help="Any audit log file instead.")] = None,
+    last: Annotated[int, typer.Option(min=1, help="How many entries, newest last.")] = 20,
+) -> None:
+    """Admin actions a service recorded: when, who, what, on what, and how it ended
+    (refused attempts included). The log's hash chain is checked first: an edited,
+    removed or reordered entry fails the command, naming the line."""
+    if file is None:
+        if service not in SERVICES:
+            console.print(f"[red]name a service ({', '.join(SERVICES)}) or --file")
+            raise typer.Exit(code=2)
+        file = endpoints.audit_log(endpoints.current().state, service)
+    if not file.is_file():
+        console.print(f"[red]no audit log at {file}")
+        raise typer.Exit(code=1)
+    try:
+        entries = AuditLog(file).entries()
+    except AuditLogCorrupt as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(code=1) from None
+    table = Table("#", "at (UTC)", "actor", "action", "target", "outcome", title=str(file))
+    for entry in entries[-last:]:
+        detail = dict(entry.detail)
+        code = detail.pop("code", "")
+        outcome = " ".join([code, *(f"{k}={v}" for k, v in detail.items())]).strip()
+        colour = "red" if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") else "default"
+        table.add_row(
+            str(entry.seq),
+            datetime.fromtimestamp(entry.at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            entry.actor,
+            entry.action,
+            shorten(entry.target, 60),
+            f"[{colour}]{shorten(outcome, 60)}[/{colour}]",
+        )
+    console.print(table)
+    console.print(f"{len(entries)} entries, chain intact")
 
 
 # --- status -------------------------------------------------------------------------------

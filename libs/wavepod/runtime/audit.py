@@ -37,6 +37,11 @@ class AuditEntry:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the cut marked."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _digest(line: str) -> str:
     return hashlib.sha256(line.encode()).hexdigest()
 

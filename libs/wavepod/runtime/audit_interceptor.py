@@ -25,7 +25,7 @@ import grpc
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-from wavepod.runtime.audit import AuditLog
+from wavepod.runtime.audit import AuditLog, shorten
 from wavepod.runtime.auth import TokenStore, bearer_token
 from wavepod.runtime.handlers import HandlerInterceptor, wrap_handler
 
@@ -36,8 +36,7 @@ REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION
 def _target(request: Any) -> str:
     if not isinstance(request, Message):
         return "(client stream)"
-    text = text_format.MessageToString(request, as_one_line=True)
-    return text if len(text) <= TARGET_CHARS else text[: TARGET_CHARS - 1] + "…"
+    return shorten(text_format.MessageToString(request, as_one_line=True), TARGET_CHARS)
 
 
 def _actor(tokens: TokenStore | None, metadata: Any) -> str:

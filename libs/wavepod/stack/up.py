@@ -40,7 +40,13 @@ from mlflow import MlflowClient
 from rich.console import Console
 from rich.table import Table
 
-from wavepod.cli.endpoints import OPERATOR_TOKEN_FILE, Metadata, bearer, write_endpoints
+from wavepod.cli.endpoints import (
+    OPERATOR_TOKEN_FILE,
+    Metadata,
+    audit_log,
+    bearer,
+    write_endpoints,
+)
 from wavepod.cli.train import watch_run
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.evaluator.v1 import evaluator_pb2 as E
@@ -236,7 +242,7 @@ def up(
         def start(module: str, service: str, env: dict[str, str]) -> ServiceProcess:
             prefix = f"WAVEPOD_{service.upper()}_"
             # Every service's audit log of admin actions lives in the state directory too.
-            audit = {"AUDIT_LOG": str(state / f"{service}-audit.jsonl")}
+            audit = {"AUDIT_LOG": str(audit_log(state, service))}
             settings = {prefix + k: v for k, v in {**quiet, **audit, **env}.items()}
             settings |= tokens.env(service)  # check callers' tokens; present its own
             with console.status(f"starting {service}"):

@@ -140,3 +140,8 @@ def _drive_with_the_cli(state: Path, v1: int) -> None:
     assert f"champion -> {v2}" in _cli(state, "status")
     rolled_back = _cli(state, "rollback", "refill")
     assert f"champion: refill version {v1} (was {v2})" in rolled_back, rolled_back
+    # Who did all that, from the services' audit logs.
+    ingest_log = _cli(state, "audit", "ingest", "--last", "100")
+    assert "operator" in ingest_log and "RunIngest" in ingest_log, ingest_log
+    evaluator_log = _cli(state, "audit", "evaluator")
+    assert "model.promote" in evaluator_log and "model.rollback" in evaluator_log, evaluator_log
