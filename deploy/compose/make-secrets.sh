@@ -14,6 +14,7 @@ write() {  # name, content
 write pii_key "$(random)"
 write postgres_password "$(random)"
 write ingest_catalog_password "$(random)"
+write redis_password "$(random)"
 write minio_user wavepod
 write minio_password "$(random)"
 write grafana_admin_password "$(random)"
@@ -55,6 +56,6 @@ own() {  # uid, files...
     chown "$uid:$uid" "secrets/$f" 2>/dev/null && chmod 400 "secrets/$f" || chmod 644 "secrets/$f"
   done
 }
-own 65532 pii_key ingest_catalog_password gateway_tokens evaluator_tokens s3_credentials \
+own 65532 pii_key ingest_catalog_password redis_password gateway_tokens evaluator_tokens s3_credentials \
   service_tokens "${callers[@]/%/_token}"
 own 472 grafana_admin_password

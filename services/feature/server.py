@@ -14,6 +14,7 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.auth import method_roles, rpc_paths
+from wavepod.runtime.secrets import read_secret
 
 DEFAULT_PORT = 50052
 # The gateway reads online features, the trainer builds training sets, an operator
@@ -32,7 +33,11 @@ METHOD_ROLES = method_roles(
 
 
 def app(settings: FeatureSettings) -> ServiceApp:
-    online = open_online_store(settings.online_store)
+    password = settings.online_store_password_ref
+    online = open_online_store(
+        settings.online_store,
+        read_secret(password, "online_store_password_ref") if password else "",
+    )
     engine = FeatureEngine(
         builtin_registry(),
         open_lake(

@@ -21,6 +21,9 @@ class FeatureSettings(ServiceSettings):
     online_store: str = Field(
         "memory://", description="memory:// (embedded) or redis://host:port/db."
     )
+    online_store_password_ref: str = Field(
+        "", description="env:NAME or file:/path of the Redis password (AUTH), if it needs one."
+    )
     online_max_age_days: float | None = Field(
         None, gt=0, description="Online values older than this are flagged stale."
     )

@@ -69,6 +69,14 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
     assert {"postgres_password", "ingest_catalog_password"} <= {
         s["source"] for s in postgres["secrets"]
     }
+    # The online store asks for a password, which the feature service reads from a secret.
+    feature = services["feature"]["environment"]
+    assert (
+        feature["WAVEPOD_FEATURE_ONLINE_STORE_PASSWORD_REF"] == "file:/run/secrets/redis_password"
+    )
+    redis = services["redis"]
+    assert "requirepass" in " ".join(redis["entrypoint"])
+    assert "redis_password" in " ".join(redis["healthcheck"]["test"])
     # Secrets are files (Compose secrets), never environment values.
     for service in services.values():
         for key, value in (service.get("environment") or {}).items():

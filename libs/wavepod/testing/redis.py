@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -14,8 +15,9 @@ from wavepod.runtime.testing.process import free_port
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """Yields a `redis://127.0.0.1:PORT/0` URL."""
+def redis_server(password: str = "") -> Iterator[str]:
+    """Yields a `redis://127.0.0.1:PORT/0` URL; with `password`, the server requires it
+    (AUTH), as a production one would."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="wavepod-redis-")
@@ -32,6 +34,7 @@ def redis_server() -> Iterator[str]:
             "no",
             "--dir",
             workdir,
+            *(["--requirepass", password] if password else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -39,7 +42,12 @@ def redis_server() -> Iterator[str]:
     try:
         cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
         for _ in range(100):
-            ping = subprocess.run([cli, "-p", str(port), "ping"], capture_output=True, text=True)
+            ping = subprocess.run(
+                [cli, "-p", str(port), "ping"],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "REDISCLI_AUTH": password},
+            )
             if ping.stdout.strip() == "PONG":
                 break
             time.sleep(0.05)

@@ -38,9 +38,12 @@ class RedisStore:
     blocking = True
     persistent = True
 
-    def __init__(self, url: str, timeout_seconds: float = 2.0) -> None:
+    def __init__(self, url: str, password: str = "", timeout_seconds: float = 2.0) -> None:
         self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+            url,
+            password=password or None,  # from a secret, never part of the URL
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
         )
         self._newest_wins = self._client.register_script(_NEWEST_WINS)
 

@@ -66,12 +66,13 @@ def classify(
     return OnlineValue(entity_id, values, event_time, missing=False, stale=stale)
 
 
-def open_online_store(url: str) -> OnlineStore:
-    """`memory://` (embedded, the default) or `redis://host:port/db`."""
+def open_online_store(url: str, password: str = "") -> OnlineStore:
+    """`memory://` (embedded, the default) or `redis://host:port/db` (with the password
+    the server requires, if any)."""
     if url.startswith(("redis://", "rediss://")):
         from feature.online.redis_store import RedisStore
 
-        return RedisStore(url)
+        return RedisStore(url, password)
     if url in ("", "memory://"):
         from feature.online.memory import MemoryStore
 

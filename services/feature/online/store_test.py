@@ -17,6 +17,7 @@ from wavepod.testing.redis import redis_server
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 TABLE = "refill:1"
+REDIS_PASSWORD = "online-store-secret"
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -24,8 +25,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[OnlineStore]:
     if request.param == "memory":
         yield open_online_store("memory://")
         return
-    with redis_server() as url:
-        backend = open_online_store(url)
+    with redis_server(password=REDIS_PASSWORD) as url:
+        backend = open_online_store(url, REDIS_PASSWORD)
         yield backend
         backend.close()
 
@@ -88,6 +89,16 @@ def test_an_unreachable_redis_is_unavailable() -> None:
     store = open_online_store(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(Unavailable, match="redis"):
         store.read(TABLE, ["a"], NOW, None)
+
+
+def test_a_redis_that_requires_a_password_refuses_a_wrong_one() -> None:
+    with redis_server(password=REDIS_PASSWORD) as url:
+        for password in ("", "not-the-password"):
+            store = open_online_store(url, password)
+            with pytest.raises(Unavailable, match="redis") as refused:
+                store.write(TABLE, [row("a", 1, gap=1.0)], timedelta(hours=1))
+            assert REDIS_PASSWORD not in str(refused.value)
+            store.close()
 
 
 def test_unknown_store_urls_are_named() -> None:
