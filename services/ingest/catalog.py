@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from pydantic import TypeAdapter
 
 from ingest.schema import DatasetSchema
@@ -85,18 +86,48 @@ def _batch_from_row(row: tuple[Any, ...]) -> Batch:
     )
 
 
+# An advisory lock key of the catalog's PostgreSQL database ("wavepod" in ASCII).
+_OWNER_LOCK = 0x7761766570_6F64
+
+
+class CatalogInUse(Exception):
+    """Another ingest process holds this catalog."""
+
+
 class Catalog:
+    """One ingest process per catalog: exactly-once landing and orphan removal on start
+    assume no one else writes the lake. A DuckDB file is locked by DuckDB itself; in
+    PostgreSQL the catalog holds a session advisory lock for as long as it is open (DuckDB
+    keeps the one connection that took it)."""
+
     def __init__(self, location: str | Path, password: str = "") -> None:
         """`location`: a DuckDB file, or a PostgreSQL URL without its password. Raises
-        AttachError when the database cannot be reached."""
+        AttachError when the database cannot be reached, CatalogInUse when another
+        process holds it."""
         text = str(location)
+        self.location = redact(text)  # fit to log
+        busy = CatalogInUse(
+            f"another ingest process holds the catalog {self.location}: run one ingest per"
+            " catalog (landing exactly once depends on it)"
+        )
         if is_postgres(text):
             self._con = connect(extensions=["postgres_scanner"])
             attach(self._con, text, "wavepod_catalog", password=password)
+            [(owned,)] = self._con.execute(
+                "SELECT * FROM postgres_query('wavepod_catalog',"
+                f" 'SELECT pg_try_advisory_lock({_OWNER_LOCK})')"
+            ).fetchall()
+            if not owned:
+                self._con.close()
+                raise busy
         else:
             Path(text).parent.mkdir(parents=True, exist_ok=True)
-            self._con = connect(text)
-        self.location = redact(text)  # fit to log
+            try:
+                self._con = connect(text)
+            except duckdb.IOException as error:
+                if "lock" not in str(error):
+                    raise
+                raise busy from error
         self._lock = threading.Lock()
         self._con.execute(DDL)
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import polars as pl
 import pytest
 
 from ingest import convert
+from ingest.catalog import CatalogInUse
 from ingest.engine import IngestEngine
 from ingest.quality_test import SCHEMA as FILLS
 from ingest.schema import Column, ColumnType, DatasetSchema
@@ -116,6 +119,24 @@ def test_a_crash_between_write_and_commit_leaves_the_lake_consistent(tmp_path: P
     assert not leftover.exists(), "and what was left staged"
     batch, duplicate = restarted.run_ingest(source)
     assert not duplicate and batch.rows_landed == 1 and restarted.read("rx").height == 1
+
+
+def test_a_second_ingest_process_on_the_same_lake_is_refused(tmp_path: Path) -> None:
+    engine = IngestEngine(tmp_path / "lake")
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from ingest.engine import IngestEngine; IngestEngine({str(tmp_path / 'lake')!r})",
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode != 0
+    assert "another ingest process holds the catalog" in second.stderr, second.stderr[-2000:]
+    engine.close()
 
 
 def test_files_are_staged_in_the_lake_so_publishing_is_a_rename(
@@ -242,6 +263,10 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
         first, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
         assert engine.catalog.location == url  # no password in it
         assert not (lake / "_catalog.duckdb").exists(), "nothing but data in the lake"
+        # One ingest per catalog: a second would delete the first's unfinished files as
+        # orphans, and could land the same keys twice.
+        with pytest.raises(CatalogInUse, match="another ingest process holds the catalog"):
+            open_engine()
         engine.close()
 
         def crash() -> None:
