@@ -37,9 +37,8 @@ PG_PASSWORD = "catalog-secret-pw"
 GOOD = [f"F{i},RX1,2024-01-0{1 + i % 3},30,retail,true\n" for i in range(20)]
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> IngestEngine:
-    engine = IngestEngine(tmp_path / "lake")
+def with_prescriptions(engine: IngestEngine, tmp_path: Path) -> IngestEngine:
+    """`engine` with the fills and rx schemas, and the prescriptions fills refer to."""
     engine.register_schema(RX)
     engine.register_schema(FILLS)
     (tmp_path / "rx.csv").write_text("rx_id\nRX1\nRX2\n")
@@ -47,6 +46,11 @@ def engine(tmp_path: Path) -> IngestEngine:
         engine.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
     )
     return engine
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> IngestEngine:
+    return with_prescriptions(IngestEngine(tmp_path / "lake"), tmp_path)
 
 
 def csv_source(engine: IngestEngine, path: Path, lines: list[str]) -> str:
@@ -253,13 +257,7 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
         def open_engine(**seams: object) -> IngestEngine:
             return IngestEngine(lake, catalog=url, catalog_password=PG_PASSWORD, **seams)  # type: ignore[arg-type]
 
-        engine = open_engine()
-        engine.register_schema(RX)
-        engine.register_schema(FILLS)
-        (tmp_path / "rx.csv").write_text("rx_id\nRX1\nRX2\n")
-        engine.run_ingest(
-            engine.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
-        )
+        engine = with_prescriptions(open_engine(), tmp_path)
         first, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
         assert engine.catalog.location == url  # no password in it
         assert not (lake / "_catalog.duckdb").exists(), "nothing but data in the lake"
@@ -362,13 +360,7 @@ def test_the_lake_can_live_in_an_s3_compatible_bucket(tmp_path: Path) -> None:
                 s3_endpoint_url=endpoint,
             )
 
-        engine = open_engine()
-        engine.register_schema(RX)
-        engine.register_schema(FILLS)
-        (tmp_path / "rx.csv").write_text("rx_id\nRX1\nRX2\n")
-        engine.run_ingest(
-            engine.register_source(SourceSpec("rx", SourceKind.FILES, str(tmp_path / "rx.csv")))
-        )
+        engine = with_prescriptions(open_engine(), tmp_path)
         batch, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
         assert batch.rows_landed == 20 and engine.read("fills").height == 20
 
