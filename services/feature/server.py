@@ -14,7 +14,7 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.lake import open_lake
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.auth import method_roles, rpc_paths
-from wavepod.runtime.secrets import read_secret
+from wavepod.runtime.secrets import optional_secret
 
 DEFAULT_PORT = 50052
 # The gateway reads online features, the trainer builds training sets, an operator
@@ -33,10 +33,9 @@ METHOD_ROLES = method_roles(
 
 
 def app(settings: FeatureSettings) -> ServiceApp:
-    password = settings.online_store_password_ref
     online = open_online_store(
         settings.online_store,
-        read_secret(password, "online_store_password_ref") if password else "",
+        optional_secret(settings.online_store_password_ref, "online_store_password_ref"),
     )
     engine = FeatureEngine(
         builtin_registry(),

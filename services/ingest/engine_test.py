@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -254,8 +255,10 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     with postgres_server(password=PG_PASSWORD) as url:
 
-        def open_engine(**seams: object) -> IngestEngine:
-            return IngestEngine(lake, catalog=url, catalog_password=PG_PASSWORD, **seams)  # type: ignore[arg-type]
+        def open_engine(before_commit: Callable[[], None] | None = None) -> IngestEngine:
+            return IngestEngine(
+                lake, catalog=url, catalog_password=PG_PASSWORD, before_commit=before_commit
+            )
 
         engine = with_prescriptions(open_engine(), tmp_path)
         first, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))

@@ -9,7 +9,7 @@ from ingest.settings import IngestSettings
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime import Registration, ServiceApp, run
 from wavepod.runtime.auth import method_roles, rpc_paths
-from wavepod.runtime.secrets import read_secret
+from wavepod.runtime.secrets import optional_secret
 
 DEFAULT_PORT = 50051
 # Who may call what when auth is on: the gateway streams events into its own datasets,
@@ -34,16 +34,12 @@ AUDITED = rpc_paths(
 
 
 def app(settings: IngestSettings) -> ServiceApp:
-    key = (
-        read_secret(settings.pii_key_ref, "pii_key_ref").encode() if settings.pii_key_ref else None
-    )
-    password = settings.catalog_password_ref
     engine = IngestEngine(
         settings.lake_root,
-        pii_key=key,
+        pii_key=optional_secret(settings.pii_key_ref, "pii_key_ref").encode() or None,
         catalog=settings.catalog,
         s3_endpoint_url=settings.s3_endpoint_url,
-        catalog_password=read_secret(password, "catalog_password_ref") if password else "",
+        catalog_password=optional_secret(settings.catalog_password_ref, "catalog_password_ref"),
     )
     return ServiceApp(
         name="ingest",

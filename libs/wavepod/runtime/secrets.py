@@ -28,6 +28,11 @@ def read_secret(ref: str, field: str = "secret_ref") -> str:
     raise InvalidArgument(FieldViolation(field, "must be env:NAME or file:/path"))
 
 
+def optional_secret(ref: str, field: str) -> str:
+    """The secret `ref` names, or "" when no reference is configured."""
+    return read_secret(ref, field) if ref else ""
+
+
 def write_private(path: Path, text: str) -> None:
     """Writes `text` to a file only its owner may read, from the first byte on (an
     existing file is narrowed before it is rewritten)."""
