@@ -30,6 +30,7 @@ from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.runtime.audit import AuditLog, AuditLogCorrupt, shorten
+from wavepod.runtime.audit_interceptor import REFUSED
 from wavepod.simulator import cli as simulator
 from wavepod.values import rows_from_columns, to_value
 
@@ -349,7 +350,7 @@ def audit(
         detail = dict(entry.detail)
         code = detail.pop("code", "")
         outcome = " ".join([code, *(f"{k}={v}" for k, v in detail.items())]).strip()
-        colour = "red" if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") else "default"
+        colour = "red" if code in {c.name for c in REFUSED} else "default"
         table.add_row(
             str(entry.seq),
             datetime.fromtimestamp(entry.at, UTC).strftime("%Y-%m-%d %H:%M:%S"),

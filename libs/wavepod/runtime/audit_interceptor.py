@@ -30,6 +30,7 @@ from wavepod.runtime.auth import TokenStore, bearer_token
 from wavepod.runtime.handlers import HandlerInterceptor, wrap_handler
 
 TARGET_CHARS = 500  # enough to name what was acted on; a model file's bytes are not
+# What auth answers a call it refuses (also what `wavepod audit` marks as refused).
 REFUSED = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
