@@ -31,6 +31,15 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
     # Only the gateway among wavepod's services is published (the one external surface).
     published = {n for n, s in services.items() if s.get("ports")}
     assert published & set(WAVEPOD) == {"gateway"}
+    # What has no login of its own is published to this host's loopback only.
+    open_to_network = {
+        n
+        for n, s in services.items()
+        for p in s.get("ports", [])
+        if p.get("host_ip") != "127.0.0.1"
+    }
+    assert open_to_network == {"gateway", "grafana"}, open_to_network
+    assert services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     # Configuration the stack mounts from the repository exists where it says.
     for name, service in services.items():
         for volume in service.get("volumes", []):
