@@ -39,7 +39,7 @@ from evaluator.evaluation import (
 )
 from evaluator.metrics import publish
 from evaluator.online import OnlineMetrics, online_metrics
-from wavepod.lake import Lake
+from wavepod.lake import Lake, reading
 from wavepod.registry import CHAMPION, alias_version, client
 from wavepod.runtime.status import FailedPrecondition, NotFound
 
@@ -73,7 +73,9 @@ def _scan(lake: Lake, dataset: str) -> pl.LazyFrame | None:
         return None
     if not files:
         return None
-    return pl.scan_parquet([f.url for f in files], missing_columns="insert")
+    return pl.scan_parquet(
+        [f.url for f in files], missing_columns="insert", storage_options=lake.storage_options
+    )
 
 
 class HealthCheck:
@@ -117,10 +119,12 @@ class HealthCheck:
         scan = scan.filter(pl.col("model") == name)
         if since is not None:
             scan = scan.filter(pl.col("at") >= since)
-        log = scan.collect()
+        with reading("the prediction log"):
+            log = scan.collect()
         feedback_scan = _scan(self._lake, FEEDBACK)
         if feedback_scan is not None:
-            feedback = feedback_scan.collect()
+            with reading("the feedback"):
+                feedback = feedback_scan.collect()
         else:
             feedback = pl.DataFrame(
                 schema={

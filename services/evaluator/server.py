@@ -76,7 +76,9 @@ def app(settings: EvaluatorSettings) -> ServiceApp:
 
     subgroups = tuple(s.strip() for s in settings.subgroups.split(",") if s.strip())
     token = settings.outgoing_token()
-    lake = open_lake(settings.lake, token, settings.outgoing_timeout_seconds)
+    lake = open_lake(
+        settings.lake, token, settings.outgoing_timeout_seconds, settings.s3_endpoint_url
+    )
     audit = AuditLog(settings.audit_log)
     evaluator = Evaluator(settings.mlflow_tracking_uri, subgroups)
     promoter = Promoter(settings.mlflow_tracking_uri, publish, audit)

@@ -30,6 +30,11 @@ class EvaluatorSettings(ServiceSettings):
         "ingest://127.0.0.1:50051",
         description="Where the prediction log and feedback land: ingest://host:port or a folder.",
     )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (MinIO) of a lake kept in a bucket; unset: AWS."
+        " Credentials: the standard AWS environment.",
+    )
     # Monitoring (GetModelHealth).
     drift_max_psi: float = Field(0.2, gt=0)
     drift_max_ks: float = Field(0.1, gt=0)

@@ -19,7 +19,7 @@ from feature.materialize import MaterializeResult, OfflineStore, materialize, wr
 from feature.online.store import OnlineStore, OnlineValue
 from feature.stats import FeatureStats, feature_stats
 from feature.training import TrainingSet, build_training_set
-from wavepod.lake import Lake, history_cutoff, scan
+from wavepod.lake import Lake, history_cutoff, reading, scan
 from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import FieldViolation, InvalidArgument, NotFound
 
@@ -155,8 +155,9 @@ class FeatureEngine:
                 [FieldViolation("labels", f"{feature_set.ref} defines no label: pass labels")]
             )
         files = self.lake.files(feature_set.event_source)
-        events = scan(files, self.history_until or history_cutoff(files))
-        return labels(feature_set, events).collect()
+        events = scan(files, self.history_until or history_cutoff(files), self.lake.storage_options)
+        with reading(feature_set.event_source):
+            return labels(feature_set, events).collect()
 
     def stats(
         self, feature_set: FeatureSet, dataset_uri: str = ""

@@ -32,7 +32,7 @@ from feature.compute import feature_frame
 from feature.definition import FeatureSet
 from feature.online.store import OnlineRow, OnlineStore
 from feature.stats import PARTITION, SCHEMA, choose_edges, summarize
-from wavepod.lake import Lake, LakeFile, arrived_late, history_cutoff, scan
+from wavepod.lake import Lake, LakeFile, arrived_late, history_cutoff, reading, scan
 from wavepod.runtime.progress import Progress, no_progress
 from wavepod.runtime.status import FailedPrecondition, FieldViolation, InvalidArgument
 
@@ -169,7 +169,6 @@ def materialize(
     end: date | None = None,
     history_until: datetime | None = None,
     progress: Progress = no_progress,
-    storage_options: dict[str, str] | None = None,
 ) -> MaterializeResult:
     """(Re)computes the dirty months overlapping [start, end) and writes them."""
     fs = feature_set
@@ -197,11 +196,13 @@ def materialize(
 
     # Validate against the columns the definition will see, before reading any rows.
     history = [f for f in events if f.day is not None and _month(f.day) <= dirty[-1]]
-    sources = scan(history, cutoff, storage_options)
-    dims = {name: scan(files, None, storage_options) for name, files in dimensions.items()}
-    columns = dict(sources.collect_schema())
+    sources = scan(history, cutoff, lake.storage_options)
+    dims = {name: scan(files, None, lake.storage_options) for name, files in dimensions.items()}
+    with reading(f"the sources of {fs.ref}"):
+        columns = dict(sources.collect_schema())
+        dim_schemas = {name: dim.collect_schema() for name, dim in dims.items()}
     for join in fs.joins:
-        dim_columns = dims[join.dataset].collect_schema()
+        dim_columns = dim_schemas[join.dataset]
         missing = [c for c in (join.on, *join.columns) if c not in dim_columns]
         if missing:
             raise InvalidArgument(
@@ -224,7 +225,8 @@ def materialize(
     )
     if len(dirty) < len(fingerprints):
         frame = frame.filter(key.is_in([_key(m) for m in dirty]))
-    rows = frame.collect()  # in event-time order: each month is one slice
+    with reading(f"the sources of {fs.ref}"):
+        rows = frame.collect()  # in event-time order: each month is one slice
     progress("compute", len(dirty), len(dirty))
 
     edges = manifest.edges or choose_edges(rows, fs.features)

@@ -43,6 +43,7 @@ def app(settings: FeatureSettings) -> ServiceApp:
             settings.lake,
             settings.outgoing_token(),
             settings.outgoing_timeout_seconds,
+            settings.s3_endpoint_url,
         ),
         settings.store_root,
         online,

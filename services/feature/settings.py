@@ -15,6 +15,11 @@ class FeatureSettings(ServiceSettings):
         description="Where sources are read: ingest://host:port (the ingest service's"
         " lineage) or a Parquet directory.",
     )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (MinIO) of a lake kept in a bucket; unset: AWS."
+        " Credentials: the standard AWS environment.",
+    )
     store_root: str = Field(
         ".wavepod/features", description="Materializations and training sets (a directory)."
     )

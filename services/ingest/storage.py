@@ -18,6 +18,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from wavepod.lake import s3_endpoint_options
+
 STAGING = "_staging"  # a local lake's staging area; what a crash leaves there is orphaned
 
 
@@ -106,11 +108,7 @@ class S3Storage:
             }
             if frozen.token:
                 self._options["aws_session_token"] = frozen.token
-        if endpoint_url:
-            self._options |= {
-                "aws_endpoint_url": endpoint_url,
-                "aws_allow_http": str(endpoint_url.startswith("http://")).lower(),
-            }
+        self._options |= s3_endpoint_options(endpoint_url)
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}/{key}" if self._prefix else key

@@ -8,6 +8,12 @@ Two backends behind one small interface, chosen by URL (`open_lake`):
   written by another tool. It keeps no ingestion record, so its rows count as known at
   their own event time.
 
+Files named by the lineage may be objects in an S3-compatible bucket (ingest's lake root
+`s3://...`): polars reads them with the credentials of the standard AWS environment
+(`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, a web identity or the instance's role) and
+the endpoint a reader is given (MinIO's; unset: AWS). `reading()` turns a lake that
+cannot be read into UNAVAILABLE naming the cause.
+
 The commit time is what the point-in-time join calls ingestion time. A dataset's first
 load is its history: rows committed by then count as known at their own event time
 (otherwise a bulk backfill would make all history invisible to every past label); rows
@@ -17,7 +23,8 @@ committed later are known only from their commit time on. Callers can move that 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -43,8 +50,33 @@ class LakeFile:
 
 
 class Lake(Protocol):
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """What polars needs to read the files' URLs (an object store's endpoint)."""
+
     def files(self, dataset: str) -> list[LakeFile]:
         """The dataset's committed files; NotFound when there is no such dataset."""
+
+
+def s3_endpoint_options(endpoint_url: str | None) -> dict[str, str]:
+    """polars `storage_options` that point S3 reads at `endpoint_url` (unset: AWS)."""
+    if not endpoint_url:
+        return {}
+    return {
+        "aws_endpoint_url": endpoint_url,
+        "aws_allow_http": str(endpoint_url.startswith("http://")).lower(),
+    }
+
+
+@contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Raises Unavailable, naming `what` and the cause, when the lake's files cannot be
+    read (an object store that is down or refuses the credentials, a file gone)."""
+    try:
+        yield
+    except OSError as error:
+        cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise Unavailable(f"cannot read {what} from the lake: {cause}") from error
 
 
 def _day(url: str) -> date | None:
@@ -53,6 +85,8 @@ def _day(url: str) -> date | None:
 
 
 class DirectoryLake:
+    storage_options: dict[str, str] | None = None  # local files
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(str(root).removeprefix("file://"))
 
@@ -68,7 +102,14 @@ class DirectoryLake:
 class IngestLake:
     """Reads the ingest service's lineage over gRPC (sync: callers run it in threads)."""
 
-    def __init__(self, target: str, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        s3_endpoint_url: str | None = None,
+    ) -> None:
+        self.storage_options = s3_endpoint_options(s3_endpoint_url) or None
         self._channel = grpc.insecure_channel(target)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -107,10 +148,14 @@ class IngestLake:
         self._channel.close()
 
 
-def open_lake(url: str, token: str | None = None, timeout: float = 30.0) -> Lake:
-    """`token` is the bearer token presented to the ingest service (when it checks one)."""
+def open_lake(
+    url: str, token: str | None = None, timeout: float = 30.0, s3_endpoint_url: str | None = None
+) -> Lake:
+    """`token` is the bearer token presented to the ingest service (when it checks one);
+    `s3_endpoint_url` the S3-compatible server its files are read from, when they are
+    objects there."""
     if url.startswith("ingest://"):
-        return IngestLake(url.removeprefix("ingest://"), token, timeout)
+        return IngestLake(url.removeprefix("ingest://"), token, timeout, s3_endpoint_url)
     return DirectoryLake(url)
 
 
