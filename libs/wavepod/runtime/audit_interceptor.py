@@ -12,6 +12,12 @@ It sits outside auth, so it names the caller from the call's token itself: the
 principal, `anonymous` without a token, `unknown token` for a token no one holds (the
 token is never written). A successful reply leaves only after its entry is written; a
 failed call's status can reach the caller first (gRPC sends an abort at once).
+
+Refusals cost a caller nothing, so they must not cost the service a disk: identical
+refusals (same caller, RPC and code) are written once per window; the ones that follow
+within it are counted and written as one entry (`repeated`) when the window closes, or
+when the server stops. A flood of anonymous calls writes two entries a window, not one
+fsync each.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -49,6 +56,18 @@ def _actor(tokens: TokenStore | None, metadata: Any) -> str:
     return "unknown token" if bearer_token(metadata) else "anonymous"
 
 
+Refusal = tuple[str, str, str]  # actor, method, code
+
+
+REPEATED_TARGET = "(the requests of repeated refusals are not kept)"
+
+
+@dataclass
+class _Window:
+    repeated: int = 0
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
 class AuditInterceptor(HandlerInterceptor):
     # Wraps the handler auth builds for each call, so nothing is reused across calls.
     per_call = True
@@ -59,12 +78,50 @@ class AuditInterceptor(HandlerInterceptor):
         methods: frozenset[str],
         refusals_of: frozenset[str] = frozenset(),
         tokens: TokenStore | None = None,
+        refusal_window_seconds: float = 60.0,
     ) -> None:
         super().__init__()
         self._audit = audit
         self._methods = methods
         self._refusals_of = refusals_of
         self._tokens = tokens
+        self._window_seconds = refusal_window_seconds
+        self._windows: dict[Refusal, _Window] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def _append(self, refusal: Refusal, target: str, repeated: int = 0) -> None:
+        actor, method, code = refusal
+        detail: dict[str, Any] = {"code": code}
+        if repeated:
+            detail |= {"repeated": repeated, "window_seconds": self._window_seconds}
+        await asyncio.to_thread(self._audit.append, actor, method.lstrip("/"), target, detail)
+
+    async def _refused(self, refusal: Refusal, target: str) -> None:
+        window = self._windows.get(refusal)
+        if window is not None:  # the same refusal again within its window: counted
+            window.repeated += 1
+            return
+        window = self._windows[refusal] = _Window()
+        window.timer = asyncio.get_running_loop().call_later(
+            self._window_seconds, self._close_window, refusal
+        )
+        await self._append(refusal, target)
+
+    def _close_window(self, refusal: Refusal) -> None:
+        window = self._windows.pop(refusal)
+        if window.repeated:
+            task = asyncio.create_task(self._append(refusal, REPEATED_TARGET, window.repeated))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def close(self) -> None:
+        """Writes the counts of open windows (on shutdown, after the drain)."""
+        for refusal, window in list(self._windows.items()):
+            if window.timer is not None:
+                window.timer.cancel()
+            self._close_window(refusal)
+        if self._writes:
+            await asyncio.gather(*self._writes)
 
     def handle(
         self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
@@ -83,13 +140,10 @@ class AuditInterceptor(HandlerInterceptor):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                if every_call or code in REFUSED:
-                    await asyncio.to_thread(
-                        self._audit.append,
-                        _actor(self._tokens, details.invocation_metadata),
-                        method.lstrip("/"),
-                        _target(request),
-                        {"code": code.name},
-                    )
+                actor = _actor(self._tokens, details.invocation_metadata)
+                if code in REFUSED:
+                    await self._refused((actor, method, code.name), _target(request))
+                elif every_call:
+                    await self._append((actor, method, code.name), _target(request))
 
         return wrap_handler(handler, around)

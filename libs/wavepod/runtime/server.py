@@ -99,6 +99,7 @@ class RunningServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     port: int
+    audit: AuditInterceptor | None = None  # its counts of repeated refusals are written last
 
     @property
     def address(self) -> str:
@@ -118,6 +119,8 @@ class RunningServer:
         await self.set_serving(False)
         log.info("draining", extra={"drain_seconds": self.settings.drain_seconds})
         await self.server.stop(grace=self.settings.drain_seconds)
+        if self.audit is not None:
+            await self.audit.close()
         for hook in self.app.flush_hooks:
             result = hook()
             if inspect.isawaitable(result):
@@ -135,7 +138,13 @@ def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.S
     if app.audited_methods or app.self_audited_methods:  # outside auth: sees its refusals
         audit = AuditLog(settings.audit_log or Path(".wavepod") / f"{app.name}-audit.jsonl")
         interceptors.append(
-            AuditInterceptor(audit, app.audited_methods, app.self_audited_methods, tokens)
+            AuditInterceptor(
+                audit,
+                app.audited_methods,
+                app.self_audited_methods,
+                tokens,
+                settings.audit_refusal_window_seconds,
+            )
         )
     if tokens is not None:
         interceptors.append(AuthInterceptor(tokens, app.method_roles))
@@ -144,7 +153,8 @@ def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.S
 
 
 async def start_server(app: ServiceApp, settings: ServiceSettings) -> RunningServer:
-    server = grpc.aio.server(interceptors=_interceptors(app, settings))
+    interceptors = _interceptors(app, settings)
+    server = grpc.aio.server(interceptors=interceptors)
     for registration in app.registrations:
         registration.add_to_server(registration.servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -165,7 +175,8 @@ async def start_server(app: ServiceApp, settings: ServiceSettings) -> RunningSer
     else:
         port = server.add_secure_port(address, credentials)
     await server.start()
-    running = RunningServer(app, settings, server, health_servicer, port)
+    audit = next((i for i in interceptors if isinstance(i, AuditInterceptor)), None)
+    running = RunningServer(app, settings, server, health_servicer, port, audit)
     await running.set_serving(False)
     if app.readiness is None or await app.readiness():
         await running.set_serving(True)

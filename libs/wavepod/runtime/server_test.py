@@ -34,7 +34,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 def with_server(
     test: Callable[[str], Awaitable[T]], app: ServiceApp | None = None, **settings: object
 ) -> T:
-    """Runs `test(address)` against an in-process server on a fresh event loop."""
+    """Runs `test(address)` against an in-process server on a fresh event loop, then
+    stops it as SIGTERM does."""
 
     async def main() -> T:
         running = await start_server(
@@ -43,7 +44,7 @@ def with_server(
         try:
             return await test(running.address)
         finally:
-            await running.server.stop(grace=None)
+            await running.stop()
 
     return asyncio.run(main())
 
@@ -259,6 +260,46 @@ def test_audit_records_refused_admin_calls_naming_the_caller_never_the_token(
         ("app-1", count, "PERMISSION_DENIED"),
     ]
     assert echo not in audit.read_text() and "secret" not in audit.read_text()
+
+
+def test_a_flood_of_refused_calls_writes_one_entry_and_a_count_per_window(
+    tmp_path: Path,
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{hash_token('predict-secret')} app-1 predict\n")
+    count = "/wavepod.runtime.testing.ProbeService/Count"
+    app = replace(probe_app(), self_audited_methods=frozenset({count}))
+
+    async def calls(address: str) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = probe_pb2_grpc.ProbeServiceStub(channel)
+
+            async def refused(n: int, token: str | None = None) -> None:
+                md = [("authorization", f"Bearer {token}")] if token else None
+                for _ in range(n):
+                    with pytest.raises(grpc.aio.AioRpcError):
+                        [r async for r in stub.Count(probe_pb2.ProbeRequest(), metadata=md)]
+
+            await refused(40)
+            await refused(3, "predict-secret")  # another caller: a window of its own
+            await asyncio.sleep(1.0)  # both windows close: their counts are written
+            await refused(5)  # a new window: its first refusal is written at once
+
+    with_server(
+        calls, app, auth_tokens_file=tokens, audit_log=audit, audit_refusal_window_seconds=0.5
+    )
+    entries = [
+        (e.actor, e.detail["code"], e.detail.get("repeated")) for e in AuditLog(audit).entries()
+    ]
+    assert entries == [
+        ("anonymous", "UNAUTHENTICATED", None),
+        ("app-1", "PERMISSION_DENIED", None),
+        ("anonymous", "UNAUTHENTICATED", 39),
+        ("app-1", "PERMISSION_DENIED", 2),
+        ("anonymous", "UNAUTHENTICATED", None),
+        ("anonymous", "UNAUTHENTICATED", 4),  # written when the server stopped
+    ]
 
 
 def test_outgoing_calls_get_a_default_deadline() -> None:

@@ -47,6 +47,12 @@ class ServiceSettings(BaseSettings):
         None,
         description="Append-only log of admin RPCs; unset: .wavepod/<service>-audit.jsonl.",
     )
+    audit_refusal_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Identical refused calls (caller, RPC, code) after the first are counted"
+        " and written as one entry per window.",
+    )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate chain: serve TLS (with tls_key_file)."
     )
