@@ -2,13 +2,21 @@
 
 
 def wavepod_service(
-    service, port, dependencies=(), test_dependencies=(), not_in_server=(), test_overrides=None
+    service,
+    port,
+    dependencies=(),
+    test_dependencies=(),
+    not_in_server=(),
+    test_overrides=None,
+    gpu=False,
 ):
     """The conventional targets of a service under services/<service>/.
 
     - `:lib`    its sources (tests live beside them as *_test.py, target `:tests`);
     - `:server` the PEX that `./pants run services/<service>:server` starts;
-    - `:image`  the Docker image with that PEX, tagged with the git SHA.
+    - `:image`  the Docker image with that PEX, tagged with the git SHA;
+    - with `gpu`: `:server-gpu` and `:image-gpu` (wavepod/<service>-gpu), the same on
+      ONNX Runtime's CUDA build.
 
     `not_in_server` names helper modules (e.g. "testing.py") kept out of `:lib`, and so
     out of the PEX, in their own target `:helpers`. `test_overrides` is python_tests'
@@ -39,12 +47,34 @@ def wavepod_service(
         # Services read their own files at run time; keep the PEX importable as a zip.
         restartable=True,
     )
+    _service_image("image", service, service, "server", port)
+    if gpu:
+        # The same server on ONNX Runtime's CUDA build: the CPU build is excluded from
+        # everything the PEX pulls in (both install the same `onnxruntime` package).
+        pex_binary(
+            name="server-gpu",
+            entry_point="server.py",
+            dependencies=[
+                ":lib",
+                "!!3rdparty/python:reqs#onnxruntime",
+                "3rdparty/python:reqs#onnxruntime-gpu",
+            ],
+            restartable=True,
+        )
+        # Its production base must also carry CUDA 13 and cuDNN 9 (e.g. an image built
+        # on nvidia/cuda's cudnn-runtime with CPython 3.11); without them ONNX Runtime
+        # falls back to CPU and the model's config says so.
+        _service_image("image-gpu", service, "%s-gpu" % service, "server-gpu", port)
+
+
+def _service_image(name, service, repository, pex, port):
+    """The Docker image of one of a service's PEXes, tagged with the git SHA."""
     env_prefix = "WAVEPOD_%s_" % service.upper()
     docker_image(
-        name="image",
-        repository="wavepod/%s" % service,
+        name=name,
+        repository="wavepod/%s" % repository,
         image_tags=["{build_args.GIT_SHA}", "latest"],
-        dependencies=[":server"],
+        dependencies=[":%s" % pex],
         instructions=[
             # Production builds from the official image; CI passes a locally made base.
             # The trainer also needs libgomp1 (LightGBM): its production base must add
@@ -52,12 +82,12 @@ def wavepod_service(
             "ARG BASE_IMAGE=python:3.11-slim-bookworm",
             "FROM ${BASE_IMAGE}",
             "ARG GIT_SHA=unversioned",
-            "LABEL org.opencontainers.image.title=wavepod-%s" % service,
+            "LABEL org.opencontainers.image.title=wavepod-%s" % repository,
             "LABEL org.opencontainers.image.revision=${GIT_SHA}",
             # HOME too: libraries (matplotlib) keep caches under it; / is not writable.
             "ENV PEX_ROOT=/tmp/.pex HOME=/tmp %sHOST=0.0.0.0 %sPORT=%d"
             % (env_prefix, env_prefix, port),
-            "COPY services.%s/server.pex /app/server.pex" % service,
+            "COPY services.%s/%s.pex /app/server.pex" % (service, pex),
             # No RUN steps: images build on a daemon without a network bridge.
             "USER 65532:65532",
             # Relative data paths (e.g. the default lake) land somewhere writable; mount a

@@ -69,6 +69,13 @@ class OnnxModel:
         self.session = ort.InferenceSession(
             proto.SerializeToString(), options, providers=[self.placement.provider]
         )
+        running = self.session.get_providers()[0]
+        if running != self.placement.provider:
+            # ONNX Runtime logs why and falls back to CPU (e.g. a CUDA build on a host
+            # without the CUDA or cuDNN libraries, or without a device): say where it runs.
+            self.placement = Placement(
+                running, f"{self.placement.provider} could not start (see the log): runs on CPU"
+            )
         self.input_types = {t.name: datatype_name(t.data_type) for t in config.input}
         self.output_names = [t.name for t in config.output]
         self._check_config_matches_graph()

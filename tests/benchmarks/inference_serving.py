@@ -17,7 +17,12 @@ throughput of batching off at concurrency 64 with no worse p99.
 Then a swap: publish version 2 while 8 clients call, load it, and time publish -> the
 first answer from version 2, counting failed requests (goal <= 1 s, none).
 `--gpu` asks for the CUDA provider; the report says which provider ran (tree ensembles
-stay on CPU: ONNX Runtime's CUDA provider has no ai.onnx.ml kernels).
+stay on CPU: ONNX Runtime's CUDA provider has no ai.onnx.ml kernels). This environment
+has ONNX Runtime's CPU build; on a GPU box run the server from the GPU PEX (the GPU
+image's, onnxruntime-gpu):
+    ./pants package services/inference:server-gpu
+    ./pants run tests/benchmarks:inference_serving -- --gpu \
+        --server-pex "$PWD/dist/services.inference/server-gpu.pex"
 The load generator shares the machine with the servers (2 cores here): figures are
 comparable with each other, not absolute capacities.
 """
@@ -67,6 +72,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke size, for CI")
     parser.add_argument("--json", type=Path, help="write results here")
     parser.add_argument("--gpu", action="store_true", help="prefer the CUDA provider")
+    parser.add_argument(
+        "--server-pex", type=Path, help="run the inference server from this PEX (the GPU one)"
+    )
     return parser.parse_args()
 
 
@@ -157,7 +165,7 @@ async def main(args: argparse.Namespace) -> int:
         n += 1
     note("onnxruntime in-process", 1, floor)
 
-    with service_process("inference.server", "inference", env) as proc:
+    with service_process("inference.server", "inference", env, pex=args.server_pex) as proc:
         sync = triton.InferenceServerClient(url=proc.address)
         parameters = sync.get_model_config(BATCHED).config.parameters
         provider = parameters["execution_provider"].string_value

@@ -8,28 +8,15 @@ the image before the test through `runtime_package_dependencies`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 from grpc_health.v1 import health_pb2
+from integration.containers import docker
 
 from wavepod.runtime.testing.process import free_port, health_status
 
 IMAGE_INFO = Path("services.gateway/image.docker-info.json")
-DOCKER = shutil.which("docker", path="/usr/bin:/usr/local/bin") or "docker"
-
-
-def docker(*args: str, check: bool = True) -> str:
-    """Runs the docker CLI; returns stdout (for `logs`: the container's stdout+stderr)."""
-    result = subprocess.run(
-        [DOCKER, *args], capture_output=True, text=True, env=os.environ, timeout=120
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
-    return (result.stdout + result.stderr if args[0] == "logs" else result.stdout).strip()
 
 
 def test_gateway_container_serves_health_and_stops_cleanly() -> None:

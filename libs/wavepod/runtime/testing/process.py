@@ -68,10 +68,12 @@ def service_process(
     startup_timeout: float = 60,
     port: int | None = None,
     credentials: grpc.ChannelCredentials | None = None,
+    pex: Path | None = None,
 ) -> Iterator[ServiceProcess]:
-    """Starts `python -m module` with WAVEPOD_<SERVICE>_PORT set (a free one unless
-    given, e.g. to restart a service where its clients expect it), waits for SERVING
-    (over TLS with `credentials`, for a service that serves TLS)."""
+    """Starts `python -m module` (or the service's `pex`, which brings its own code and
+    dependencies) with WAVEPOD_<SERVICE>_PORT set (a free one unless given, e.g. to
+    restart a service where its clients expect it), waits for SERVING (over TLS with
+    `credentials`, for a service that serves TLS)."""
     port = port or free_port()
     prefix = f"WAVEPOD_{service.upper()}_"
     child_env = {
@@ -82,12 +84,14 @@ def service_process(
         f"{prefix}HOST": "127.0.0.1",
         **(env or {}),
     }
+    command = [sys.executable, "-m", module]
+    if pex is not None:
+        command = [sys.executable, str(pex)]
+        child_env.pop("PYTHONPATH")
     address = f"127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile(prefix=f"{service}-", suffix=".log", delete=False) as log:
         log_path = Path(log.name)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module], env=child_env, stdout=log, stderr=log
-        )
+        proc = subprocess.Popen(command, env=child_env, stdout=log, stderr=log)
     handle = ServiceProcess(proc, address, log_path)
     try:
         deadline = time.monotonic() + startup_timeout
