@@ -4,6 +4,8 @@
 
 Peers, on the same simulated fills CSV and the same thread budget:
 - DuckDB `read_csv` straight to Parquet, no validation (goal: wavepod >= 0.8x its rate);
+- the same, written in the lake's layout (one file per day, `PARTITION_BY`): no goal,
+  it shows what the layout costs DuckDB too;
 - pandas `read_csv` + per-row validation + `to_parquet` (goal: wavepod >= 10x).
 wavepod does more than either: types, quality rules (ranges, allowed values, uniqueness,
 references to prescriptions), quarantine, PII pseudonymization, partitioning by date,
@@ -89,6 +91,15 @@ def run_size(patients: int, work: Path, report: Report) -> None:
         ),
     )
     report.compare(ours, duck, ">= 0.8")
+    by_day = report.time(
+        f"DuckDB read_csv -> Parquet by day, {label}",
+        rows,
+        lambda: con.execute(
+            f"COPY (SELECT * FROM read_csv('{csv}')) TO '{work / f'duckdb-{patients}-by-day'}'"
+            " (FORMAT parquet, PARTITION_BY (fill_date), OVERWRITE)"
+        ),
+    )
+    report.compare(ours, by_day, "")
 
     known_rx = set(data.prescriptions["rx_id"])
     panda = report.time(
