@@ -8,19 +8,17 @@ in the base, the same image serves on CUDA). Needs Docker, like image_health_tes
 from __future__ import annotations
 
 import json
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 import tritonclient.grpc as triton
-from grpc_health.v1 import health_pb2
-from integration.containers import docker
+from integration.containers import docker, git_sha_tag, wait_serving
 from onnx import TensorProto, helper
 
 from inference.repository import ModelRepository, PublishSpec, TensorSpec
-from wavepod.runtime.testing.process import free_port, health_status
+from wavepod.runtime.testing.process import free_port
 
 IMAGE_INFO = Path("services.inference/image-gpu.docker-info.json")
 GPU_PEX = Path("services.inference/server-gpu.pex")
@@ -62,12 +60,7 @@ def test_gpu_image_serves_and_reports_where_the_model_runs(tmp_path: Path) -> No
     for path in [tmp_path, *tmp_path.rglob("*")]:  # readable by the image's user
         path.chmod(0o755 if path.is_dir() else 0o644)
 
-    tag = next(
-        t["name"]
-        for r in json.loads(IMAGE_INFO.read_text())["registries"]
-        for t in r["tags"]
-        if not t["name"].endswith(":latest")
-    )
+    tag = git_sha_tag(IMAGE_INFO)
     port = free_port()
     container = docker(
         "run",
@@ -82,12 +75,7 @@ def test_gpu_image_serves_and_reports_where_the_model_runs(tmp_path: Path) -> No
         tag,
     )
     try:
-        deadline = time.monotonic() + 90
-        status = None
-        while status != health_pb2.HealthCheckResponse.SERVING and time.monotonic() < deadline:
-            time.sleep(0.5)
-            status = health_status(f"127.0.0.1:{port}")
-        assert status == health_pb2.HealthCheckResponse.SERVING, docker("logs", container)
+        wait_serving(port, container, timeout=90)  # a large PEX unpacks first
 
         client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
         parameters = client.get_model_config("linear").config.parameters
