@@ -18,6 +18,12 @@ write redis_password "$(random)"
 write minio_user wavepod
 write minio_password "$(random)"
 write grafana_admin_password "$(random)"
+# MLflow's users (libs/wavepod/registry/access.py): its admin, and one per service plus a
+# read-only operator (a person signs in to MLflow's UI with secrets/operator_mlflow_password).
+write mlflow_admin_password "$(random)"
+write mlflow_secret_key "$(random)"
+mlflow_users=(trainer evaluator inference gateway operator)
+for user in "${mlflow_users[@]}"; do write "${user}_mlflow_password" "$(random)"; done
 write s3_credentials "$(printf '[default]\naws_access_key_id = wavepod\naws_secret_access_key = %s' "$(cat secrets/minio_password)")"
 sha256() { python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.read().strip().encode()).hexdigest())'; }
 if [[ ! -e secrets/gateway_tokens ]]; then
@@ -57,5 +63,6 @@ own() {  # uid, files...
   done
 }
 own 65532 pii_key ingest_catalog_password redis_password gateway_tokens evaluator_tokens s3_credentials \
-  service_tokens "${callers[@]/%/_token}"
+  service_tokens "${callers[@]/%/_token}" trainer_mlflow_password evaluator_mlflow_password \
+  inference_mlflow_password gateway_mlflow_password
 own 472 grafana_admin_password

@@ -9,10 +9,10 @@ from pydantic import Field
 from evaluator.drift import DriftPolicy
 from evaluator.gates import GatePolicy
 from evaluator.health import HealthPolicy
-from wavepod.runtime import ServiceSettings
+from wavepod.runtime import RegistryClientSettings
 
 
-class EvaluatorSettings(ServiceSettings):
+class EvaluatorSettings(RegistryClientSettings):
     mlflow_tracking_uri: str = Field(
         "http://127.0.0.1:5000", description="MLflow tracking and registry server."
     )

@@ -42,14 +42,14 @@ class MlflowAliases:
     def __init__(
         self,
         tracking_uri: str,
-        token: str | None,
+        authorization: str | None,  # the Authorization header's value, if MLflow needs one
         refresh_seconds: float,
         champion: str = "champion",
         challenger: str = "challenger",
         timeout: float = 2.0,
     ) -> None:
         self._uri = tracking_uri.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {"Authorization": authorization} if authorization else {}
         self._refresh = refresh_seconds
         self._names = (champion, challenger)
         self._timeout = timeout

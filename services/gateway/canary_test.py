@@ -1,5 +1,6 @@
-"""Champion/challenger routing end to end: MLflow aliases, the inference service serving
-both versions, the gateway splitting, shadowing and rolling a failing canary back."""
+"""Champion/challenger routing end to end: MLflow aliases (read by the gateway as its own
+read-only MLflow user), the inference service serving both versions, the gateway
+splitting, shadowing and rolling a failing canary back."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.testing import SYNTHETIC_SIGNATURE, synthetic_row
 from inference.repository import ModelRepository
 from inference.testing import broken_model, publish, spec, tree_model
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.registry.access import ADMIN, Credentials, provision, signed_in
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.auth import hash_token
 from wavepod.runtime.testing.process import service_process
@@ -24,23 +26,26 @@ from wavepod.testing.mlflow import mlflow_server
 MODEL = "synthetic"
 APP = (("authorization", "Bearer app-token"),)
 OPS = (("authorization", "Bearer ops-token"),)
+MLFLOW_ADMIN = Credentials(ADMIN, "mlflow-admin-password")
 
 
 def _register(tracking_uri: str) -> None:
     """Versions 1 to 3 in the registry, 1 champion and 2 challenger (the bytes the
     inference service serves were published from the matching models)."""
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    client.create_registered_model(MODEL)
-    run = client.create_run(client.create_experiment("canary"))
-    for _ in (1, 2, 3):
-        client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run.info.run_id)
-    client.set_registered_model_alias(MODEL, "champion", "1")
+    with signed_in(MLFLOW_ADMIN):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.create_registered_model(MODEL)
+        run = client.create_run(client.create_experiment("canary"))
+        for _ in (1, 2, 3):
+            client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run.info.run_id)
+        client.set_registered_model_alias(MODEL, "champion", "1")
     _set_challenger(tracking_uri, "2")
 
 
 def _set_challenger(tracking_uri: str, version: str) -> None:
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    client.set_registered_model_alias(MODEL, "challenger", version)
+    with signed_in(MLFLOW_ADMIN):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.set_registered_model_alias(MODEL, "challenger", version)
 
 
 def _predict(stub: gateway_pb2_grpc.GatewayServiceStub, key: str) -> gateway_pb2.Prediction:
@@ -60,7 +65,10 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     log_dir = tmp_path / "prediction-log"
 
-    with mlflow_server(tmp_path / "mlflow") as tracking_uri:
+    gateway_password = tmp_path / "gateway-mlflow-password"
+    gateway_password.write_text("gateway-mlflow-password")
+    with mlflow_server(tmp_path / "mlflow", admin_password=MLFLOW_ADMIN.password) as tracking_uri:
+        provision(tracking_uri, MLFLOW_ADMIN, {"gateway": gateway_password.read_text()})
         _register(tracking_uri)
         inference_env = {"WAVEPOD_INFERENCE_MODEL_REPOSITORY": str(repository.root)}
         with service_process("inference.server", "inference", inference_env) as inference:
@@ -69,6 +77,8 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
                 "WAVEPOD_GATEWAY_DEFAULT_MODEL": MODEL,
                 "WAVEPOD_GATEWAY_AUTH_TOKENS_FILE": str(tokens),
                 "WAVEPOD_GATEWAY_MLFLOW_TRACKING_URI": tracking_uri,
+                "WAVEPOD_GATEWAY_MLFLOW_USERNAME": "gateway",
+                "WAVEPOD_GATEWAY_MLFLOW_PASSWORD_FILE": str(gateway_password),
                 "WAVEPOD_GATEWAY_ALIASES_REFRESH_SECONDS": "0.2",
                 "WAVEPOD_GATEWAY_CANARY_SHARE": "0.3",
                 "WAVEPOD_GATEWAY_CANARY_MIN_CALLS": "10",

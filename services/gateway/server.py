@@ -53,10 +53,9 @@ METHOD_ROLES = method_roles(
 def router(settings: GatewaySettings) -> Router:
     aliases: AliasSource = NoRegistry()
     if settings.mlflow_tracking_uri:
-        token = settings.mlflow_token.get_secret_value() if settings.mlflow_token else None
         aliases = MlflowAliases(
             settings.mlflow_tracking_uri,
-            token,
+            settings.mlflow_authorization(),
             settings.aliases_refresh_seconds,
             settings.champion_alias,
             settings.challenger_alias,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from wavepod.runtime import ServiceSettings
+from wavepod.runtime import RegistryClientSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(RegistryClientSettings):
     inference: str = Field(
         "127.0.0.1:8001", description="KServe v2 endpoint: wavepod inference or a Triton."
     )
@@ -52,7 +53,9 @@ class GatewaySettings(ServiceSettings):
     mlflow_tracking_uri: str = Field(
         "", description="MLflow server for aliases; empty: the newest version serving answers."
     )
-    mlflow_token: SecretStr | None = Field(None, description="Bearer token for MLflow, if any.")
+    mlflow_token: SecretStr | None = Field(
+        None, description="Bearer token for MLflow (instead of mlflow_username), if any."
+    )
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
     aliases_refresh_seconds: float = Field(5.0, gt=0, description="How long aliases are cached.")
@@ -73,3 +76,18 @@ class GatewaySettings(ServiceSettings):
     cost_per_1k_forecast: float = Field(
         0.0, ge=0, description="Forecast cost per 1,000 predictions; the cost alert's baseline."
     )
+
+    @model_validator(mode="after")
+    def _one_way_into_mlflow(self) -> GatewaySettings:
+        if self.mlflow_token is not None and self.mlflow_username:
+            raise ValueError("mlflow_token and mlflow_username: set one or neither")
+        return self
+
+    def mlflow_authorization(self) -> str | None:
+        """The Authorization header for MLflow's REST API: its user, or a bearer token."""
+        if self.mlflow_token is not None:
+            return f"Bearer {self.mlflow_token.get_secret_value()}"
+        credentials = self.mlflow_credentials()
+        if credentials is None:
+            return None
+        return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from wavepod.runtime import ServiceSettings
+from wavepod.runtime import RegistryClientSettings
 
 
-class InferenceSettings(ServiceSettings):
+class InferenceSettings(RegistryClientSettings):
     model_repository: str = Field(
         ".wavepod/models", description="Triton-layout repository: <model>/<version>/model.onnx."
     )

@@ -6,7 +6,7 @@ import subprocess
 
 from pydantic import Field
 
-from wavepod.runtime import ServiceSettings
+from wavepod.runtime import RegistryClientSettings
 
 
 def _git_sha() -> str:
@@ -19,7 +19,7 @@ def _git_sha() -> str:
     return found.stdout.strip() or "unknown"
 
 
-class TrainerSettings(ServiceSettings):
+class TrainerSettings(RegistryClientSettings):
     feature_service: str = Field("127.0.0.1:50052", description="The feature service (host:port).")
     mlflow_tracking_uri: str = Field(
         "http://127.0.0.1:5000", description="MLflow tracking and registry server."

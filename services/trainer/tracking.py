@@ -13,6 +13,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from wavepod.registry import refused
 from wavepod.runtime.status import Unavailable
 
 # Fail within seconds when the server is down instead of MLflow's minutes of retries.
@@ -39,6 +40,9 @@ class Tracking:
         except MlflowException as error:
             if "RESOURCE_DOES_NOT_EXIST" in str(getattr(error, "error_code", "")):
                 raise
+            refusal = refused(error, what, self.uri)
+            if refusal is not None:
+                raise refusal from None
             raise Unavailable(f"MLflow at {self.uri}: {what} failed: {error.message}") from None
         except OSError as error:
             raise Unavailable(f"MLflow at {self.uri} is unreachable ({what}): {error}") from None

@@ -5,10 +5,13 @@ shape a reviewer would check by hand."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from deployment.compose_support import WAVEPOD, compose
+
+from wavepod.registry import access
 
 
 @pytest.mark.parametrize(
@@ -86,6 +89,30 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
     redis = services["redis"]
     assert "requirepass" in " ".join(redis["entrypoint"])
     assert "redis_password" in " ".join(redis["healthcheck"]["test"])
+    # MLflow lets in only wavepod's users, each calling service signs in as its own, and
+    # only MLflow holds the artifact bucket's keys (the others go through its proxy).
+    assert "--app-name basic-auth" in " ".join(services["mlflow"]["entrypoint"])
+    for name in ("trainer", "evaluator", "inference", "gateway"):
+        environment, prefix = services[name]["environment"], f"WAVEPOD_{name.upper()}_"
+        assert environment[prefix + "MLFLOW_USERNAME"] == name
+        assert (
+            environment[prefix + "MLFLOW_PASSWORD_FILE"] == f"/run/secrets/{name}_mlflow_password"
+        )
+        assert f"{name}_mlflow_password" in {s["source"] for s in services[name]["secrets"]}
+    holders = {
+        n
+        for n, s in services.items()
+        for x in s.get("secrets", [])
+        if x["source"] == "s3_credentials"
+    }
+    assert holders == {"mlflow"}, holders
+    provisioning = " ".join(services["mlflow-users"]["entrypoint"])
+    provisioned = set(re.findall(r"--user=(\w+)=", provisioning))
+    assert provisioned == set(access.USER_ROLES)
+    for name in WAVEPOD:
+        assert "mlflow_admin_password" not in {
+            s["source"] for s in services[name].get("secrets", [])
+        }
     # Secrets are files (Compose secrets), never environment values.
     for service in services.values():
         for key, value in (service.get("environment") or {}).items():

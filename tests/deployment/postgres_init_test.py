@@ -1,6 +1,7 @@
-"""The script Compose's PostgreSQL runs on its first start (deploy/compose/postgres-init),
-run against a real PostgreSQL the way the image runs it: the ingest role it creates
-keeps its catalog there with the password from its secret, and reaches nothing else."""
+"""The scripts Compose's PostgreSQL runs on its first start (deploy/compose/postgres-init),
+run against a real PostgreSQL the way the image runs them: the ingest role they create
+keeps its catalog there with the password from its secret, and reaches nothing else;
+MLflow's users get a database of their own."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ingest.catalog import Catalog
 from wavepod.duck import AttachError
 from wavepod.testing.postgres import postgres_server
 
-SCRIPT = Path("deploy/compose/postgres-init/ingest-catalog.sh")
+SCRIPTS = sorted(Path("deploy/compose/postgres-init").glob("*.sh"))  # the image's order
 SUPERUSER_PASSWORD, INGEST_PASSWORD = "postgres-secret", "ingest-secret"
 
 
@@ -31,9 +32,11 @@ def test_the_init_script_gives_ingest_its_own_catalog_database(tmp_path: Path) -
             "PGPASSWORD": SUPERUSER_PASSWORD,
             "INGEST_CATALOG_PASSWORD": INGEST_PASSWORD,
         }
-        ran = subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True)
-        assert ran.returncode == 0, ran.stderr
-        assert INGEST_PASSWORD not in ran.stdout + ran.stderr
+        assert [s.name for s in SCRIPTS] == ["ingest-catalog.sh", "mlflow-auth.sh"]
+        for script in SCRIPTS:
+            ran = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+            assert ran.returncode == 0, ran.stderr
+            assert INGEST_PASSWORD not in ran.stdout + ran.stderr
 
         # The URL compose.yaml gives ingest, on this server.
         catalog_url = f"postgresql://ingest@{host}:{port}/ingest_catalog"
@@ -43,5 +46,6 @@ def test_the_init_script_gives_ingest_its_own_catalog_database(tmp_path: Path) -
         with pytest.raises(AttachError, match="password authentication failed"):
             Catalog(catalog_url, "not-the-password")
         # Least privilege: the ingest role cannot open MLflow's database.
-        with pytest.raises(AttachError, match="permission denied for database"):
-            Catalog(f"postgresql://ingest@{host}:{port}/mlflow", INGEST_PASSWORD)
+        for mlflows in ("mlflow", "mlflow_auth"):  # runs and registry; users
+            with pytest.raises(AttachError, match="permission denied for database"):
+                Catalog(f"postgresql://ingest@{host}:{port}/{mlflows}", INGEST_PASSWORD)

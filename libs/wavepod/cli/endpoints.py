@@ -32,6 +32,7 @@ DEFAULT_PORTS = {
 DEFAULT_STATE = Path(".wavepod/stack")
 ENDPOINTS_FILE = "endpoints.json"
 OPERATOR_TOKEN_FILE = "operator.token"  # the stack's token for a person: every role
+MLFLOW_USERS_DIR = "mlflow"  # the stack's MLflow users' passwords: <user>.password, mode 600
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -85,6 +86,19 @@ class Endpoints:
             or self.stack_token
         )
         return bearer(token) if token else ()
+
+    def sign_in_to_mlflow(self) -> None:
+        """MLflow takes MLFLOW_TRACKING_USERNAME/PASSWORD when set; else the local
+        stack's operator user (read-only), when this state has one."""
+        password = mlflow_password_file(self.state, "operator")
+        if "MLFLOW_TRACKING_USERNAME" not in os.environ and password.is_file():
+            os.environ["MLFLOW_TRACKING_USERNAME"] = "operator"
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = password.read_text().strip()
+
+
+def mlflow_password_file(state: Path, user: str) -> Path:
+    """Where the local stack keeps MLflow `user`'s password."""
+    return state / MLFLOW_USERS_DIR / f"{user}.password"
 
 
 def audit_log(state: Path, service: str) -> Path:

@@ -386,6 +386,7 @@ def status() -> None:
         colour = "green" if state == "SERVING" else "red"
         services.add_row(service, found.addresses[service], f"[{colour}]{state}[/{colour}]")
     console.print(services)
+    found.sign_in_to_mlflow()
     champions = _print_models(found.mlflow) if found.mlflow else []
     if champions and health["evaluator"] == "SERVING":
         _print_model_health(champions)

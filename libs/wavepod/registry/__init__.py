@@ -20,6 +20,7 @@ from wavepod.signature import MLFLOW_METADATA_KEY, ModelSignature
 
 MODEL_FILE = "model.onnx"
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
+REFUSALS = ("PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED")
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,22 @@ def client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+def refused(error: MlflowException, what: str, tracking_uri: str) -> FailedPrecondition | None:
+    """MLflow refusing this service's own user (wrong password, or a permission its role
+    lacks) is a deployment to fix, not an outage to retry."""
+    if getattr(error, "error_code", "") not in REFUSALS:
+        return None
+    return FailedPrecondition(
+        f"MLflow at {tracking_uri} refused {what} to this service's MLflow user"
+        f" ({error.error_code}): {error.message}"
+    )
+
+
 def registry_error(error: MlflowException, what: str, tracking_uri: str) -> Exception:
     code = getattr(error, "error_code", "")
+    refusal = refused(error, what, tracking_uri)
+    if refusal is not None:
+        return refusal
     if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
         return NotFound(f"{what}: {error.message}")
     return Unavailable(f"MLflow at {tracking_uri}: {error.message}")

@@ -34,7 +34,7 @@ from wavepod.runtime.auth import AuthInterceptor, TokenStore
 from wavepod.runtime.errors import UncaughtErrorInterceptor
 from wavepod.runtime.logs import configure_logging
 from wavepod.runtime.metrics import RpcMetricsInterceptor
-from wavepod.runtime.settings import ServiceSettings, load_settings
+from wavepod.runtime.settings import RegistryClientSettings, ServiceSettings, load_settings
 from wavepod.runtime.telemetry import configure_telemetry
 from wavepod.runtime.tls import server_credentials
 from wavepod.runtime.unbuilt import unbuilt
@@ -214,6 +214,8 @@ def run(
     signalled, exit 0."""
     settings = load_settings(name, settings_cls, **defaults)
     configure_logging(name, settings.log_level, settings.log_json)
+    if isinstance(settings, RegistryClientSettings):
+        settings.sign_in_to_mlflow()  # the process's one MLflow identity
     app = build(settings)
     telemetry = configure_telemetry(
         name, app.version, settings.otlp_endpoint, settings.metrics_port, settings.host

@@ -6,6 +6,7 @@ that need more fields subclass `ServiceSettings`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +83,43 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"auth_token_file {self.auth_token_file} is empty")
             return token
         return self.auth_token.get_secret_value() if self.auth_token else None
+
+
+class RegistryClientSettings(ServiceSettings):
+    """Settings of a service that calls MLflow, signing in as its own MLflow user."""
+
+    mlflow_username: str = Field(
+        "",
+        description="MLflow user this service signs in as (basic auth); unset: MLflow's own"
+        " MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD environment, if any.",
+    )
+    mlflow_password_file: Path | None = Field(
+        None, description="File holding that user's password (a Compose or Kubernetes secret)."
+    )
+
+    @model_validator(mode="after")
+    def _mlflow_user_has_a_password(self) -> RegistryClientSettings:
+        if bool(self.mlflow_username) != (self.mlflow_password_file is not None):
+            raise ValueError("mlflow_username and mlflow_password_file: set both or neither")
+        return self
+
+    def mlflow_credentials(self) -> tuple[str, str] | None:
+        """(user, password) for MLflow, if this service has its own user."""
+        if self.mlflow_password_file is None:
+            return None
+        password = self.mlflow_password_file.read_text().strip()
+        if not password:
+            raise ValueError(f"mlflow_password_file {self.mlflow_password_file} is empty")
+        return self.mlflow_username, password
+
+    def sign_in_to_mlflow(self) -> None:
+        """MLflow's clients take basic-auth credentials from the environment only; a
+        service process has one MLflow identity, so it sets them once at start."""
+        credentials = self.mlflow_credentials()
+        if credentials is not None:
+            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = (
+                credentials
+            )
 
 
 def env_prefix(service: str) -> str:

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from wavepod.runtime.settings import ServiceSettings, env_prefix, load_settings
+from wavepod.runtime.settings import (
+    RegistryClientSettings,
+    ServiceSettings,
+    env_prefix,
+    load_settings,
+)
 
 
 def test_environment_overrides_service_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,3 +60,24 @@ def test_tls_files_must_pair_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAVEPOD_GATEWAY_TLS_CLIENT_CA_FILE", "/etc/wavepod/ca.crt")
     with pytest.raises(ValueError, match="tls_client_ca_file needs"):
         load_settings("gateway", ServiceSettings)
+
+
+def test_a_service_signs_in_to_mlflow_as_its_own_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+    monkeypatch.setenv("WAVEPOD_TRAINER_MLFLOW_USERNAME", "trainer")
+    with pytest.raises(ValueError, match="mlflow_username and mlflow_password_file"):
+        load_settings("trainer", RegistryClientSettings)
+    password = tmp_path / "password"
+    password.write_text("")
+    monkeypatch.setenv("WAVEPOD_TRAINER_MLFLOW_PASSWORD_FILE", str(password))
+    with pytest.raises(ValueError, match="is empty"):
+        load_settings("trainer", RegistryClientSettings).sign_in_to_mlflow()
+    password.write_text("its-password\n")
+    settings = load_settings("trainer", RegistryClientSettings)
+    assert "its-password" not in repr(settings)
+    settings.sign_in_to_mlflow()
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "trainer"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "its-password"

@@ -17,7 +17,9 @@ Services start in dependency order, each only once healthy (gRPC health SERVING)
 Every service checks bearer tokens, as under Compose: each calling service presents its
 own, with only the roles `deploy/compose/service-roles` gives it, and a person uses the
 operator token (every role) that each start writes to `<state>/operator.token` (mode
-600), where the `wavepod` CLI finds it. Services listen on loopback only.
+600), where the `wavepod` CLI finds it. MLflow lets in only signed-in users: one per
+service with its role (wavepod.registry.access), passwords under `<state>/mlflow/` (mode
+600; the operator's is the CLI's, read-only). Services listen on loopback only.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from wavepod.cli.endpoints import (
     Metadata,
     audit_log,
     bearer,
+    mlflow_password_file,
     write_endpoints,
 )
 from wavepod.cli.train import watch_run
@@ -55,6 +58,7 @@ from wavepod.feature.v1 import feature_pb2
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from wavepod.registry import CHAMPION, alias_version
+from wavepod.registry.access import ADMIN, USER_ROLES, Credentials, provision, signed_in
 from wavepod.runtime.secrets import write_private
 from wavepod.runtime.testing.process import ServiceProcess, service_process
 from wavepod.runtime.testing.service_tokens import service_tokens
@@ -79,6 +83,7 @@ console = Console()
 def _secret(path: Path) -> str:
     """A random secret kept in the state directory (mode 600), made on first start."""
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, secrets.token_hex(32))
     return path.read_text().strip()
 
@@ -235,9 +240,19 @@ def up(
     tokens = service_tokens(state, operator_roles="admin,predict,feedback")
     auth = bearer(tokens.operator)
     quiet = {"LOG_LEVEL": "WARNING"}
+    # MLflow lets in only its users: one per service, with only its role's permissions.
+    mlflow_admin = _secret(mlflow_password_file(state, ADMIN))
+    mlflow_users = {user: mlflow_password_file(state, user) for user in USER_ROLES}
     with ExitStack() as stack:
         with console.status("starting MLflow"):
-            tracking = stack.enter_context(mlflow_server(state / "mlflow"))
+            tracking = stack.enter_context(
+                mlflow_server(state / "mlflow", admin_password=mlflow_admin)
+            )
+            provision(
+                tracking,
+                Credentials(ADMIN, mlflow_admin),
+                {user: _secret(file) for user, file in mlflow_users.items()},
+            )
 
         def start(module: str, service: str, env: dict[str, str]) -> ServiceProcess:
             prefix = f"WAVEPOD_{service.upper()}_"
@@ -245,6 +260,9 @@ def up(
             audit = {"AUDIT_LOG": str(audit_log(state, service))}
             settings = {prefix + k: v for k, v in {**quiet, **audit, **env}.items()}
             settings |= tokens.env(service)  # check callers' tokens; present its own
+            if service in mlflow_users:
+                settings[prefix + "MLFLOW_USERNAME"] = service
+                settings[prefix + "MLFLOW_PASSWORD_FILE"] = str(mlflow_users[service])
             with console.status(f"starting {service}"):
                 return stack.enter_context(
                     service_process(module, service, settings, startup_timeout=120)
@@ -310,6 +328,9 @@ def up(
         write_endpoints(
             state, {n: p.address for n, p in started.items()}, tracking, tokens.operator
         )
+        # The stack reads the registry as a person would: the operator's read-only user.
+        operator = Credentials("operator", mlflow_users["operator"].read_text().strip())
+        stack.enter_context(signed_in(operator))
         fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)
         api = stack.enter_context(serve_fills(fills, fills_token))
         landed = _ingest(ingest.address, auth, customer, api.url)

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -18,6 +20,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from wavepod.cli.endpoints import mlflow_password_file
 from wavepod.cli.main import app as wavepod
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -94,6 +97,14 @@ def _refused_without_a_token(state: Path) -> None:
             ingest_pb2.ListDatasetsRequest(), timeout=10
         )
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # MLflow too: only its users (the services', the operator's read-only one) get in.
+    for user in ("admin", "trainer", "evaluator", "inference", "gateway", "operator"):
+        assert mlflow_password_file(state, user).stat().st_mode & 0o777 == 0o600
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(
+            f"{addresses['mlflow']}/api/2.0/mlflow/experiments/search", timeout=10
+        )
+    assert refused.value.code == 401
 
 
 def _drive_with_the_cli(state: Path, v1: int) -> None:

@@ -1,9 +1,11 @@
 """A real MLflow tracking server on a free loopback port: sqlite backend, artifacts served
-by the server itself (clients upload over HTTP, as they would to a remote server)."""
+by the server itself (clients upload over HTTP, as they would to a remote server),
+optionally behind MLflow's basic-auth app with wavepod's users (wavepod.registry.access)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -12,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from wavepod.registry.access import auth_config
+from wavepod.runtime.secrets import write_private
 from wavepod.runtime.testing.process import free_port
 
 # Neither the server nor clients phone home from tests.
@@ -19,10 +23,25 @@ QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 @contextmanager
-def mlflow_server(state: Path, startup_timeout: float = 120) -> Iterator[str]:
-    """Yields the tracking URI, `http://127.0.0.1:PORT`."""
+def mlflow_server(
+    state: Path, startup_timeout: float = 120, admin_password: str | None = None
+) -> Iterator[str]:
+    """Yields the tracking URI, `http://127.0.0.1:PORT`. With `admin_password`, only
+    signed-in users get in, and only as far as their roles allow (users in `state`'s
+    auth.db; `wavepod.registry.access.provision` makes them)."""
     state.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    auth: dict[str, str] = {}
+    if admin_password is not None:
+        config = state / "basic_auth.ini"
+        write_private(config, auth_config(f"sqlite:///{state / 'auth.db'}"))
+        auth = {
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            # Read once, when the admin user is first created.
+            "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+            # The basic-auth app's CSRF protection of its own web forms.
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
+        }
     log = (state / "mlflow-server.log").open("wb")
     process = subprocess.Popen(
         [
@@ -40,8 +59,14 @@ def mlflow_server(state: Path, startup_timeout: float = 120) -> Iterator[str]:
             str(port),
             "--workers",
             "1",
+            *(["--app-name", "basic-auth"] if auth else []),
         ],
-        env={**os.environ, **QUIET, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        env={
+            **os.environ,
+            **QUIET,
+            **auth,
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
