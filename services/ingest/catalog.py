@@ -88,17 +88,32 @@ def _batch_from_row(row: tuple[Any, ...]) -> Batch:
 
 # An advisory lock key of the catalog's PostgreSQL database ("wavepod" in ASCII).
 _OWNER_LOCK = 0x7761766570_6F64
+_TAKE_OWNERSHIP = f"SELECT pg_backend_pid(), pg_try_advisory_lock({_OWNER_LOCK})"
+# pg_locks splits a bigint advisory key: classid its high 32 bits, objid its low ones.
+_OWNERSHIP_HELD = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    f" AND classid = {_OWNER_LOCK >> 32} AND objid = {_OWNER_LOCK & 0xFFFFFFFF}"
+    " AND objsubid = 1 AND pid = {pid}"
+)
+
+_STATEMENT_NOT_STARTED = 'Failed to execute query "BEGIN TRANSACTION'
 
 
 class CatalogInUse(Exception):
     """Another ingest process holds this catalog."""
 
 
+class OwnershipLost(Exception):
+    """This process's hold on the catalog lapsed while a batch was landing."""
+
+
 class Catalog:
     """One ingest process per catalog: exactly-once landing and orphan removal on start
     assume no one else writes the lake. A DuckDB file is locked by DuckDB itself; in
-    PostgreSQL the catalog holds a session advisory lock for as long as it is open (DuckDB
-    keeps the one connection that took it)."""
+    PostgreSQL the catalog holds a session advisory lock. That session can end under a
+    running process (PostgreSQL restarts, a connection drops; DuckDB reconnects without
+    the lock), so each batch first makes sure the lock is still this process's (taking it
+    back if no one else has), and commits only if it stayed held throughout."""
 
     def __init__(self, location: str | Path, password: str = "") -> None:
         """`location`: a DuckDB file, or a PostgreSQL URL without its password. Raises
@@ -106,20 +121,16 @@ class Catalog:
         process holds it."""
         text = str(location)
         self.location = redact(text)  # fit to log
-        busy = CatalogInUse(
-            f"another ingest process holds the catalog {self.location}: run one ingest per"
-            " catalog (landing exactly once depends on it)"
-        )
+        self._lock = threading.Lock()
+        self._owner_pid: int | None = None  # the PostgreSQL session holding the lock
         if is_postgres(text):
             self._con = connect(extensions=["postgres_scanner"])
             attach(self._con, text, "wavepod_catalog", password=password)
-            [(owned,)] = self._con.execute(
-                "SELECT * FROM postgres_query('wavepod_catalog',"
-                f" 'SELECT pg_try_advisory_lock({_OWNER_LOCK})')"
-            ).fetchall()
-            if not owned:
+            try:
+                self._take_ownership()
+            except CatalogInUse:
                 self._con.close()
-                raise busy
+                raise
         else:
             Path(text).parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -127,9 +138,48 @@ class Catalog:
             except duckdb.IOException as error:
                 if "lock" not in str(error):
                     raise
-                raise busy from error
-        self._lock = threading.Lock()
+                raise self._busy() from error
         self._con.execute(DDL)
+
+    def _busy(self) -> CatalogInUse:
+        return CatalogInUse(
+            f"another ingest process holds the catalog {self.location}: run one ingest per"
+            " catalog (landing exactly once depends on it)"
+        )
+
+    def _execute(self, sql: str, parameters: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        try:
+            return self._con.execute(sql, parameters)
+        except duckdb.Error as error:
+            # A PostgreSQL session that ended (a restart, a dropped connection) fails the
+            # next statement before it starts; DuckDB reconnects for the one after.
+            if _STATEMENT_NOT_STARTED not in str(error):
+                raise
+            return self._con.execute(sql, parameters)
+
+    def _postgres(self, sql: str) -> duckdb.DuckDBPyConnection:
+        quoted = sql.replace("'", "''")
+        return self._execute(f"SELECT * FROM postgres_query('wavepod_catalog', '{quoted}')")
+
+    def _take_ownership(self) -> None:
+        [(pid, owned)] = self._postgres(_TAKE_OWNERSHIP).fetchall()
+        if not owned:
+            raise self._busy()
+        self._owner_pid = int(pid)
+
+    def _owned(self) -> bool:
+        """Whether the session that took the lock still holds it (caller holds _lock)."""
+        [(held,)] = self._postgres(_OWNERSHIP_HELD.format(pid=self._owner_pid)).fetchall()
+        return bool(held)
+
+    def ensure_owner(self) -> None:
+        """Before a batch: this process holds the catalog, taking it back if its session
+        was lost and no other process has taken it since. Raises CatalogInUse."""
+        if self._owner_pid is None:
+            return
+        with self._lock:
+            if not self._owned():
+                self._take_ownership()
 
     def close(self) -> None:
         self._con.close()
@@ -137,7 +187,7 @@ class Catalog:
     # --- schemas ------------------------------------------------------------------
     def schemas(self, dataset: str) -> list[DatasetSchema]:
         with self._lock:
-            rows = self._con.execute(
+            rows = self._execute(
                 "SELECT definition FROM schemas WHERE dataset = ? ORDER BY major, minor", [dataset]
             ).fetchall()
         return [_SCHEMA_JSON.validate_json(r[0]) for r in rows]
@@ -145,7 +195,7 @@ class Catalog:
     def add_schema(self, schema: DatasetSchema) -> None:
         major, minor = schema.version_tuple
         with self._lock:
-            self._con.execute(
+            self._execute(
                 "INSERT INTO schemas VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     schema.dataset,
@@ -161,31 +211,37 @@ class Catalog:
         with self._lock:
             return [
                 r[0]
-                for r in self._con.execute(
-                    "SELECT DISTINCT dataset FROM schemas ORDER BY 1"
-                ).fetchall()
+                for r in self._execute("SELECT DISTINCT dataset FROM schemas ORDER BY 1").fetchall()
             ]
 
     # --- sources ------------------------------------------------------------------
     def add_source(self, source_id: str, dataset: str, spec: dict[str, object]) -> None:
         with self._lock:
-            self._con.execute(
+            self._execute(
                 "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?)",
                 [source_id, dataset, json.dumps(spec), _utc_now()],
             )
 
     def source(self, source_id: str) -> dict[str, object] | None:
         with self._lock:
-            row = self._con.execute(
+            row = self._execute(
                 "SELECT spec FROM sources WHERE source_id = ?", [source_id]
             ).fetchone()
         return json.loads(row[0]) if row else None
 
     # --- batches ------------------------------------------------------------------
     def record(self, batch: Batch) -> None:
-        """Commits a batch (or records a failed one): the single write that publishes it."""
+        """Commits a batch (or records a failed one): the single write that publishes it.
+        Raises OwnershipLost, committing nothing, when the catalog's lock lapsed since
+        `ensure_owner` (another process may have landed the same rows meanwhile)."""
         with self._lock:
-            self._con.execute(
+            if batch.status == "committed" and self._owner_pid is not None and not self._owned():
+                raise OwnershipLost(
+                    f"the catalog's PostgreSQL session ended while batch {batch.batch_id} of"
+                    f" {batch.dataset} was landing (did PostgreSQL restart?); it was not"
+                    " committed: run it again"
+                )
+            self._execute(
                 f"INSERT OR REPLACE INTO batches VALUES ({', '.join('?' * 18)})",
                 [
                     batch.batch_id,
@@ -215,12 +271,12 @@ class Catalog:
             " AND (? IS NULL OR status = ?) ORDER BY started_at"
         )
         with self._lock:
-            rows = self._con.execute(query, [dataset, dataset, status, status]).fetchall()
+            rows = self._execute(query, [dataset, dataset, status, status]).fetchall()
         return [_batch_from_row(r) for r in rows]
 
     def committed_batch(self, dataset: str, content_hash: str) -> Batch | None:
         with self._lock:
-            row = self._con.execute(
+            row = self._execute(
                 "SELECT * FROM batches WHERE dataset = ? AND content_hash = ?"
                 " AND status = 'committed'",
                 [dataset, content_hash],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.catalog import Batch, Catalog
+from ingest.catalog import Batch, Catalog, CatalogInUse, OwnershipLost
 from ingest.lake import REPORTS, Lake
 from ingest.pii import pseudonymize
 from ingest.profiling import Profile, profile_frame, render_html
@@ -30,6 +30,7 @@ from wavepod.runtime.status import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,10 @@ class IngestEngine:
         clock = time.perf_counter()
         rows = source.frame.height
         with self._lock(dataset):
+            try:
+                self.catalog.ensure_owner()
+            except CatalogInUse as error:
+                raise FailedPrecondition(str(error)) from None
             previous = self.catalog.committed_batch(dataset, source.content_hash)
             if previous is not None:
                 progress("commit", rows, rows)
@@ -215,7 +220,10 @@ class IngestEngine:
                 quarantine_file=quarantine,
                 finished_at=datetime.now(UTC),
             )
-            self.catalog.record(batch)
+            try:
+                self.catalog.record(batch)
+            except OwnershipLost as error:
+                raise Unavailable(str(error)) from None
             progress("commit", rows, rows)
         log.info(
             "landed batch",

@@ -18,7 +18,7 @@ from ingest.quality_test import SCHEMA as FILLS
 from ingest.schema import Column, ColumnType, DatasetSchema
 from ingest.sources import SourceKind, SourceSpec
 from ingest.storage import STAGING
-from wavepod.duck import AttachError
+from wavepod.duck import AttachError, attach, connect
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from wavepod.simulator.config import SimulationConfig
 from wavepod.simulator.generate import simulate
@@ -291,6 +291,62 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
     with pytest.raises(AttachError, match="cannot reach the postgres database") as down:
         open_engine()
     assert PG_PASSWORD not in str(down.value)
+
+
+def _end_the_catalogs_session(url: str) -> None:
+    """What a PostgreSQL restart or a dropped connection does to the ingest holding the
+    catalog: its session, and with it the session's advisory lock, is gone."""
+    admin = connect(extensions=["postgres_scanner"])
+    attach(admin, url, "admin", password=PG_PASSWORD)
+    ended = admin.execute(
+        "SELECT * FROM postgres_query('admin', 'SELECT count(pg_terminate_backend(pid))"
+        " FROM pg_locks WHERE locktype = ''advisory''')"
+    ).fetchall()
+    admin.close()
+    assert ended == [(1,)]
+
+
+def test_a_lost_catalog_session_never_lets_two_processes_land(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    with postgres_server(password=PG_PASSWORD) as url:
+
+        def open_engine(before_commit: Callable[[], None] | None = None) -> IngestEngine:
+            return IngestEngine(
+                lake, catalog=url, catalog_password=PG_PASSWORD, before_commit=before_commit
+            )
+
+        def landed(engine: IngestEngine) -> int:
+            return engine.read("fills").height
+
+        first = with_prescriptions(open_engine(), tmp_path)
+        first.run_ingest(csv_source(first, tmp_path / "a.csv", GOOD[:5]))
+        _end_the_catalogs_session(url)
+        # DuckDB reconnects without the lock, so a second process can now take the
+        # catalog; the first must not land beside it.
+        second = open_engine()
+        with pytest.raises(FailedPrecondition, match="another ingest process holds"):
+            first.run_ingest(csv_source(first, tmp_path / "b.csv", GOOD[5:10]))
+        assert landed(second) == 5
+        second.close()
+        # Once the other has gone, the first takes the catalog back and lands again.
+        first.run_ingest(csv_source(first, tmp_path / "b.csv", GOOD[5:10]))
+        assert landed(first) == 10
+        first.close()
+
+        # The session ends in the middle of a batch: not committed, and run again it
+        # lands exactly once.
+        flaky = open_engine(before_commit=lambda: _end_the_catalogs_session(url))
+        late = csv_source(flaky, tmp_path / "c.csv", GOOD[10:15])
+        with pytest.raises(Unavailable, match="was not committed: run it again"):
+            flaky.run_ingest(late)
+        assert landed(flaky) == 10
+        flaky.close()
+        again = open_engine()
+        _, duplicate = again.run_ingest(late)
+        assert not duplicate and landed(again) == 15
+        _, duplicate = again.run_ingest(late)
+        assert duplicate and landed(again) == 15
+        again.close()
 
 
 def test_pii_is_pseudonymized_before_anything_lands(tmp_path: Path) -> None:
