@@ -251,29 +251,32 @@ def test_sql_source_postgres_with_password_from_a_secret(
         engine.run_ingest(down)
 
 
+def _catalog_in_postgres(
+    lake: Path, url: str, before_commit: Callable[[], None] | None = None
+) -> IngestEngine:
+    return IngestEngine(
+        lake, catalog=url, catalog_password=PG_PASSWORD, before_commit=before_commit
+    )
+
+
 def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     with postgres_server(password=PG_PASSWORD) as url:
 
-        def open_engine(before_commit: Callable[[], None] | None = None) -> IngestEngine:
-            return IngestEngine(
-                lake, catalog=url, catalog_password=PG_PASSWORD, before_commit=before_commit
-            )
-
-        engine = with_prescriptions(open_engine(), tmp_path)
+        engine = with_prescriptions(_catalog_in_postgres(lake, url), tmp_path)
         first, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
         assert engine.catalog.location == url  # no password in it
         assert not (lake / "_catalog.duckdb").exists(), "nothing but data in the lake"
         # One ingest per catalog: a second would delete the first's unfinished files as
         # orphans, and could land the same keys twice.
         with pytest.raises(CatalogInUse, match="another ingest process holds the catalog"):
-            open_engine()
+            _catalog_in_postgres(lake, url)
         engine.close()
 
         def crash() -> None:
             raise SystemExit("killed after writing files, before the catalog commit")
 
-        crashing = open_engine(before_commit=crash)
+        crashing = _catalog_in_postgres(lake, url, before_commit=crash)
         late = csv_source(crashing, tmp_path / "late.csv", ["F90,RX2,2024-02-01,30,mail,false\n"])
         with pytest.raises(SystemExit):
             crashing.run_ingest(late)
@@ -281,7 +284,7 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
 
         # Another process, the same catalog: what was committed, exactly once, and the
         # crashed batch's files gone.
-        restarted = open_engine()
+        restarted = _catalog_in_postgres(lake, url)
         again, duplicate = restarted.run_ingest(csv_source(restarted, tmp_path / "fills.csv", GOOD))
         assert duplicate and again.batch_id == first.batch_id
         assert restarted.read("fills").height == 20
@@ -289,7 +292,7 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
         assert [b.status for b in restarted.lineage("fills")] == ["committed"]  # no half batch
         restarted.close()
     with pytest.raises(AttachError, match="cannot reach the postgres database") as down:
-        open_engine()
+        _catalog_in_postgres(lake, url)
     assert PG_PASSWORD not in str(down.value)
 
 
@@ -310,20 +313,15 @@ def test_a_lost_catalog_session_never_lets_two_processes_land(tmp_path: Path) ->
     lake = tmp_path / "lake"
     with postgres_server(password=PG_PASSWORD) as url:
 
-        def open_engine(before_commit: Callable[[], None] | None = None) -> IngestEngine:
-            return IngestEngine(
-                lake, catalog=url, catalog_password=PG_PASSWORD, before_commit=before_commit
-            )
-
         def landed(engine: IngestEngine) -> int:
             return engine.read("fills").height
 
-        first = with_prescriptions(open_engine(), tmp_path)
+        first = with_prescriptions(_catalog_in_postgres(lake, url), tmp_path)
         first.run_ingest(csv_source(first, tmp_path / "a.csv", GOOD[:5]))
         _end_the_catalogs_session(url)
         # DuckDB reconnects without the lock, so a second process can now take the
         # catalog; the first must not land beside it.
-        second = open_engine()
+        second = _catalog_in_postgres(lake, url)
         with pytest.raises(FailedPrecondition, match="another ingest process holds"):
             first.run_ingest(csv_source(first, tmp_path / "b.csv", GOOD[5:10]))
         assert landed(second) == 5
@@ -335,13 +333,15 @@ def test_a_lost_catalog_session_never_lets_two_processes_land(tmp_path: Path) ->
 
         # The session ends in the middle of a batch: not committed, and run again it
         # lands exactly once.
-        flaky = open_engine(before_commit=lambda: _end_the_catalogs_session(url))
+        flaky = _catalog_in_postgres(
+            lake, url, before_commit=lambda: _end_the_catalogs_session(url)
+        )
         late = csv_source(flaky, tmp_path / "c.csv", GOOD[10:15])
         with pytest.raises(Unavailable, match="was not committed: run it again"):
             flaky.run_ingest(late)
         assert landed(flaky) == 10
         flaky.close()
-        again = open_engine()
+        again = _catalog_in_postgres(lake, url)
         _, duplicate = again.run_ingest(late)
         assert not duplicate and landed(again) == 15
         _, duplicate = again.run_ingest(late)
