@@ -471,16 +471,19 @@ def _commits(stack: Stack, dataset: str) -> int:
 def test_a_spool_file_sent_again_lands_nothing_twice(stack: Stack, tmp_path: Path) -> None:
     """A crash after ingest took a file but before the gateway moved it: the file goes
     again, and ingest drops every record by its id."""
-    _stub(stack).Predict(
+    answer = _stub(stack).Predict(
         gateway_pb2.PredictRequest(
             rows=_rows(stack.training.head(3), stack.signature.names), request_id="resend"
         ),
         metadata=_auth(),
         timeout=10,
     )
+    # Once this request's records have landed, so has everything spooled before them and
+    # nothing else is on its way: the lake stays as it is unless the resend adds to it.
+    ids = {p.prediction_id for p in answer.predictions}
     deadline = time.monotonic() + 20
-    while not list(stack.log_dir.glob(f"{SHIPPED}/date=*/*.jsonl")):
-        assert time.monotonic() < deadline, "nothing shipped within 20 s"
+    while not ids <= set(_landed(stack, DATASET)["prediction_id"].to_list()):
+        assert time.monotonic() < deadline, "the records did not land within 20 s"
         time.sleep(0.2)
     shipped = sorted(stack.log_dir.glob(f"{SHIPPED}/date=*/*.jsonl"))[0]
     before = _landed(stack, DATASET)
