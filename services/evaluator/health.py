@@ -39,7 +39,7 @@ from evaluator.evaluation import (
 )
 from evaluator.metrics import publish
 from evaluator.online import OnlineMetrics, online_metrics
-from wavepod.lake import Lake, reading
+from wavepod.lake import Lake, reading, scan_committed
 from wavepod.registry import CHAMPION, alias_version, client
 from wavepod.runtime.status import FailedPrecondition, NotFound
 
@@ -62,20 +62,6 @@ class Health:
     drift: list[Drift]
     reasons: list[str]  # why a retrain is recommended; empty: it is not
     report_uri: str = ""  # the window's HTML report, an artifact of the version's run
-
-
-def _scan(lake: Lake, dataset: str) -> pl.LazyFrame | None:
-    """The dataset's committed files, lazily: filters then skip what they exclude (row
-    groups by their statistics) instead of reading the whole log on every check."""
-    try:
-        files = lake.files(dataset)
-    except NotFound:
-        return None
-    if not files:
-        return None
-    return pl.scan_parquet(
-        [f.url for f in files], missing_columns="insert", storage_options=lake.storage_options
-    )
 
 
 class HealthCheck:
@@ -113,7 +99,7 @@ class HealthCheck:
         if not version:
             raise NotFound(f"model {name!r} has no champion; name a version")
         reference, evaluated_mae, run = self._reference(name, version)
-        scan = _scan(self._lake, PREDICTION_LOG)
+        scan = scan_committed(self._lake, PREDICTION_LOG)
         if scan is None:
             raise FailedPrecondition("no prediction log in the lake yet")
         scan = scan.filter(pl.col("model") == name)
@@ -121,7 +107,7 @@ class HealthCheck:
             scan = scan.filter(pl.col("at") >= since)
         with reading("the prediction log"):
             log = scan.collect()
-        feedback_scan = _scan(self._lake, FEEDBACK)
+        feedback_scan = scan_committed(self._lake, FEEDBACK)
         if feedback_scan is not None:
             with reading("the feedback"):
                 feedback = feedback_scan.collect()

@@ -171,6 +171,23 @@ def arrived_late(file: LakeFile, history_until: datetime | None) -> datetime | N
     return file.committed_at
 
 
+def scan_committed(lake: Lake, dataset: str) -> pl.LazyFrame | None:
+    """A dataset's committed rows, lazily (filters then skip the row groups their
+    statistics exclude instead of reading every file); None while it has no files."""
+    try:
+        files = lake.files(dataset)
+    except NotFound:
+        return None
+    if not files:
+        return None
+    return pl.scan_parquet(
+        [f.url for f in files],
+        storage_options=lake.storage_options,
+        hive_partitioning=False,
+        missing_columns="insert",
+    )
+
+
 def scan(
     files: Sequence[LakeFile],
     history_until: datetime | None,
