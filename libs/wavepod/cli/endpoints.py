@@ -6,7 +6,9 @@ default .wavepod/stack), else the conventional ports. Bearer tokens come from
 `WAVEPOD_<SERVICE>_TOKEN`, else WAVEPOD_TOKEN, else the local stack's operator token
 (`<state>/operator.token`, mode 600); never from the command line. With
 WAVEPOD_TLS_CA_FILE set, calls use TLS (and, with WAVEPOD_TLS_CERT_FILE and
-WAVEPOD_TLS_KEY_FILE, present a client certificate for mutual TLS).
+WAVEPOD_TLS_KEY_FILE, present a client certificate for mutual TLS). MLflow: its own
+MLFLOW_TRACKING_URI and MLFLOW_TRACKING_USERNAME/PASSWORD, else the local stack's MLflow
+and its read-only operator user (`<state>/mlflow/operator.password`).
 """
 
 from __future__ import annotations
