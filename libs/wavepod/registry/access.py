@@ -97,8 +97,14 @@ def provision(tracking_uri: str, admin: Credentials, passwords: Mapping[str, str
         for name, grants in ROLES.items():
             if name not in roles:
                 roles[name] = client.create_role(WORKSPACE, name)
-                for resource_type, pattern, permission in grants:
-                    client.add_role_permission(roles[name].id, resource_type, pattern, permission)
+            # Each grant checked, so a run cut short between role and grants is completed.
+            held = {
+                (p.resource_type, p.resource_pattern, p.permission)
+                for p in client.list_role_permissions(roles[name].id)
+            }
+            for grant in grants:
+                if grant not in held:
+                    client.add_role_permission(roles[name].id, *grant)
         for username, password in passwords.items():
             try:
                 client.create_user(username, password)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.server.auth.client import AuthServiceClient
 
 from wavepod.registry import access, alias_version
 from wavepod.registry.access import ADMIN, USER_ROLES, Credentials, provision, signed_in
@@ -140,6 +141,23 @@ def test_provisioning_again_rotates_passwords_and_keeps_roles(
         provision(tracking, Credentials(ADMIN, ADMIN_PASSWORD), PASSWORDS)
     with pytest.raises(ValueError, match="no MLflow role"):
         provision(tracking, Credentials(ADMIN, ADMIN_PASSWORD), {"intruder": "x" * 20})
+
+
+def test_provisioning_completes_a_role_a_cut_short_run_left_without_its_grants(
+    tracking: str, trained: tuple[str, str]
+) -> None:
+    _, version = trained
+    with signed_in(Credentials(ADMIN, ADMIN_PASSWORD)):
+        admin = AuthServiceClient(tracking)
+        [promoter] = [r for r in admin.list_roles(access.WORKSPACE) if r.name == access.PROMOTER]
+        for grant in admin.list_role_permissions(promoter.id):
+            admin.remove_role_permission(grant.id)
+    client = MlflowClient(tracking, tracking)
+    alias = lambda: client.set_registered_model_alias("refill", "champion", version)  # noqa: E731
+    assert _refused(_as("evaluator"), alias) == "PERMISSION_DENIED"
+    provision(tracking, Credentials(ADMIN, ADMIN_PASSWORD), PASSWORDS)
+    with signed_in(_as("evaluator")):
+        alias()
 
 
 def test_the_provisioning_script_runs_in_mlflows_own_image(
