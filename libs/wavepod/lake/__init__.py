@@ -180,11 +180,21 @@ def scan_committed(lake: Lake, dataset: str) -> pl.LazyFrame | None:
         return None
     if not files:
         return None
+    return _rows([f.url for f in files], lake.storage_options)
+
+
+def _rows(
+    urls: list[str], storage_options: dict[str, str] | None, file_column: str | None = None
+) -> pl.LazyFrame:
+    """How every reader here reads a dataset's files: columns from the files themselves
+    (no hive columns from `date=` paths); a file without a column reads it as null."""
     return pl.scan_parquet(
-        [f.url for f in files],
-        storage_options=lake.storage_options,
+        urls,
+        include_file_paths=file_column,
+        storage_options=storage_options,
         hive_partitioning=False,
         missing_columns="insert",
+        extra_columns="ignore",
     )
 
 
@@ -199,14 +209,7 @@ def scan(
         raise FailedPrecondition("the dataset has no committed files yet: ingest it first")
     urls = [f.url for f in files]
     late = [arrived_late(f, history_until) for f in files]
-    rows = pl.scan_parquet(
-        urls,
-        include_file_paths=_FILE if any(late) else None,
-        storage_options=storage_options,
-        hive_partitioning=False,
-        missing_columns="insert",
-        extra_columns="ignore",
-    )
+    rows = _rows(urls, storage_options, _FILE if any(late) else None)
     if not any(late):  # all history: no per-file join needed
         return rows.with_columns(pl.lit(None, pl.Datetime("us")).alias(INGESTED_AT))
     committed = pl.LazyFrame(
