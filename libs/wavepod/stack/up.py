@@ -248,11 +248,8 @@ def up(
             tracking = stack.enter_context(
                 mlflow_server(state / "mlflow", admin_password=mlflow_admin)
             )
-            provision(
-                tracking,
-                Credentials(ADMIN, mlflow_admin),
-                {user: _secret(file) for user, file in mlflow_users.items()},
-            )
+            passwords = {user: _secret(file) for user, file in mlflow_users.items()}
+            provision(tracking, Credentials(ADMIN, mlflow_admin), passwords)
 
         def start(module: str, service: str, env: dict[str, str]) -> ServiceProcess:
             prefix = f"WAVEPOD_{service.upper()}_"
@@ -329,8 +326,7 @@ def up(
             state, {n: p.address for n, p in started.items()}, tracking, tokens.operator
         )
         # The stack reads the registry as a person would: the operator's read-only user.
-        operator = Credentials("operator", mlflow_users["operator"].read_text().strip())
-        stack.enter_context(signed_in(operator))
+        stack.enter_context(signed_in(Credentials("operator", passwords["operator"])))
         fills = pl.read_csv(customer / "fills.csv", try_parse_dates=True)
         api = stack.enter_context(serve_fills(fills, fills_token))
         landed = _ingest(ingest.address, auth, customer, api.url)
