@@ -6,9 +6,9 @@
 #   deploy/build-images.sh services/gateway:image # one
 #   deploy/build-images.sh --changed-since=origin/main  # only images a change affects
 #   (other --flags go to Pants, e.g. --no-pantsd)
-# Afterwards each wavepod/<service> repository keeps `latest` and its newest
-# WAVEPOD_KEEP_IMAGES (default 3) git-SHA tags; older tags are removed, so a long-lived
-# builder's disk does not fill with one set of images per commit.
+# Afterwards each wavepod/<service> repository keeps `latest`, this commit's tag and its
+# newest WAVEPOD_KEEP_IMAGES (default 3) other git-SHA tags; older tags are removed, so a
+# long-lived builder's disk does not fill with one set of images per commit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
