@@ -23,7 +23,7 @@ fsync each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,21 +107,28 @@ class AuditInterceptor(HandlerInterceptor):
         )
         await self._append(refusal, target)
 
+    def _track(self, write: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A write that runs to its end even if its call's task is cancelled (the server
+        stopping right after a failed call's status went out); `close` waits for it."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return task
+
     def _close_window(self, refusal: Refusal) -> None:
         window = self._windows.pop(refusal)
         if window.repeated:
-            task = asyncio.create_task(self._append(refusal, REPEATED_TARGET, window.repeated))
-            self._writes.add(task)
-            task.add_done_callback(self._writes.discard)
+            self._track(self._append(refusal, REPEATED_TARGET, window.repeated))
 
     async def close(self) -> None:
-        """Writes the counts of open windows (on shutdown, after the drain)."""
+        """On shutdown, after the drain: finishes the entries of calls whose status went
+        out before their entry was written, then writes the counts of open windows."""
+        await asyncio.gather(*self._writes)
         for refusal, window in list(self._windows.items()):
             if window.timer is not None:
                 window.timer.cancel()
             self._close_window(refusal)
-        if self._writes:
-            await asyncio.gather(*self._writes)
+        await asyncio.gather(*self._writes)
 
     def handle(
         self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler
@@ -142,8 +149,10 @@ class AuditInterceptor(HandlerInterceptor):
             finally:
                 actor = _actor(self._tokens, details.invocation_metadata)
                 if code in REFUSED:
-                    await self._refused((actor, method, code.name), _target(request))
+                    write = self._refused((actor, method, code.name), _target(request))
+                    await asyncio.shield(self._track(write))
                 elif every_call:
-                    await self._append((actor, method, code.name), _target(request))
+                    write = self._append((actor, method, code.name), _target(request))
+                    await asyncio.shield(self._track(write))
 
         return wrap_handler(handler, around)
