@@ -48,6 +48,19 @@ def _set_challenger(tracking_uri: str, version: str) -> None:
         client.set_registered_model_alias(MODEL, "challenger", version)
 
 
+def _wait_for_aliases(
+    stub: gateway_pb2_grpc.GatewayServiceStub, versions: tuple[str, str], timeout: float = 60
+) -> None:
+    """Until the gateway routes by these (champion, challenger) versions."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = stub.GetRouting(gateway_pb2.GetRoutingRequest(), metadata=OPS, timeout=10)
+        if (state.champion_version, state.challenger_version) == versions:
+            return
+        assert time.monotonic() < deadline, f"the gateway never saw aliases {versions}: {state}"
+        time.sleep(0.1)
+
+
 def _predict(stub: gateway_pb2_grpc.GatewayServiceStub, key: str) -> gateway_pb2.Prediction:
     request = gateway_pb2.PredictRequest(rows=[synthetic_row()], request_id=key)
     return stub.Predict(request, metadata=APP, timeout=10).predictions[0]
@@ -89,6 +102,10 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
             with service_process("gateway.server", "gateway", gateway_env) as gateway:
                 channel = grpc.insecure_channel(gateway.address)
                 stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+
+                # The gateway reads the aliases from MLflow on its own time (on a loaded
+                # machine a lookup can time out and is retried): route once it knows them.
+                _wait_for_aliases(stub, ("1", "2"))
 
                 # 1. A sticky 30% of keys go to the challenger.
                 first = {f"r{i}": _predict(stub, f"r{i}") for i in range(300)}
@@ -133,15 +150,7 @@ def test_canary_split_shadow_and_slo_rollback(tmp_path: Path) -> None:
                 _set_challenger(tracking_uri, "3")
                 # The gateway answers from its alias cache while one lookup refreshes it
                 # in the background: wait until it has seen the new challenger.
-                deadline = time.monotonic() + 10
-                while (
-                    stub.GetRouting(
-                        gateway_pb2.GetRoutingRequest(), metadata=OPS, timeout=10
-                    ).challenger_version
-                    != "3"
-                ):
-                    assert time.monotonic() < deadline, "the gateway never saw challenger 3"
-                    time.sleep(0.1)
+                _wait_for_aliases(stub, ("1", "3"))
                 after = [_predict(stub, f"f{i}") for i in range(20)]
                 assert {p.model_version for p in after} == {"1"}
                 assert after[0].route == "champion-after-canary-failed"
