@@ -47,7 +47,8 @@ def wavepod_service(
         # Services read their own files at run time; keep the PEX importable as a zip.
         restartable=True,
     )
-    _service_image("image", service, service, "server", port)
+    directory, env_prefix = "services/%s" % service, "WAVEPOD_%s_" % service.upper()
+    wavepod_image("image", service, directory, "server", env_prefix, port)
     if gpu:
         # The same server on ONNX Runtime's CUDA build: the CPU build is excluded from
         # everything the PEX pulls in (both install the same `onnxruntime` package).
@@ -64,12 +65,13 @@ def wavepod_service(
         # Its production base must also carry CUDA 13 and cuDNN 9 (e.g. an image built
         # on nvidia/cuda's cudnn-runtime with CPython 3.11); without them ONNX Runtime
         # falls back to CPU and the model's config says so.
-        _service_image("image-gpu", service, "%s-gpu" % service, "server-gpu", port)
+        wavepod_image("image-gpu", "%s-gpu" % service, directory, "server-gpu", env_prefix, port)
 
 
-def _service_image(name, service, repository, pex, port):
-    """The Docker image of one of a service's PEXes, tagged with the git SHA."""
-    env_prefix = "WAVEPOD_%s_" % service.upper()
+def wavepod_image(name, repository, directory, pex, env_prefix, port):
+    """The Docker image wavepod/<repository> of the PEX target `pex` of the BUILD file in
+    `directory`, tagged with the git SHA; its server reads <env_prefix>HOST and
+    <env_prefix>PORT."""
     docker_image(
         name=name,
         repository="wavepod/%s" % repository,
@@ -87,7 +89,8 @@ def _service_image(name, service, repository, pex, port):
             # HOME too: libraries (matplotlib) keep caches under it; / is not writable.
             "ENV PEX_ROOT=/tmp/.pex HOME=/tmp %sHOST=0.0.0.0 %sPORT=%d"
             % (env_prefix, env_prefix, port),
-            "COPY services.%s/%s.pex /app/server.pex" % (service, pex),
+            # Where Pants puts the PEX in the build context (e.g. services.gateway/server.pex).
+            "COPY %s/%s.pex /app/server.pex" % (directory.replace("/", "."), pex),
             # No RUN steps: images build on a daemon without a network bridge.
             "USER 65532:65532",
             # Relative data paths (e.g. the default lake) land somewhere writable; mount a

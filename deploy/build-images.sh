@@ -2,7 +2,7 @@
 # Builds wavepod's service images for real on this machine: a private Docker daemon,
 # the local base image, Pants packaging the PEX and the image. Cached between runs.
 #
-#   deploy/build-images.sh                        # every service image
+#   deploy/build-images.sh                        # every service image and MLflow's
 #   deploy/build-images.sh services/gateway:image # one
 #   deploy/build-images.sh --changed-since=origin/main  # only images a change affects
 #   (other --flags go to Pants, e.g. --no-pantsd)
@@ -26,7 +26,7 @@ for arg in "$@"; do
 done
 # With --changed-since and no specs, Pants picks the changed images itself.
 if ((${#specs[@]} == 0)) && [[ "${flags[*]}" != *--changed-since=* ]]; then
-  specs=(services::)
+  specs=(services:: deploy/mlflow::)
 fi
 ./pants "${flags[@]}" --filter-target-type=docker_image package "${specs[@]}"
 

@@ -53,8 +53,9 @@ if [[ ! -e secrets/service_tokens ]]; then
   echo "operator token for ingest, feature, trainer and inference (role admin; stored only as its sha256): $token"
 fi
 # Compose bind-mounts secret files as they are: each belongs to the uid that reads it
-# (wavepod's images run as 65532, Grafana as 472; PostgreSQL, MinIO and MLflow read theirs
-# as root). Without root here, fall back to readable files in the private directory.
+# (wavepod's images, MLflow's included, run as 65532, Grafana as 472; PostgreSQL and MinIO
+# read theirs as root, postgres_password included). Without root here, fall back to
+# readable files in the private directory.
 own() {  # uid, files...
   local uid="$1"
   shift
@@ -64,5 +65,6 @@ own() {  # uid, files...
 }
 own 65532 pii_key ingest_catalog_password redis_password gateway_tokens evaluator_tokens s3_credentials \
   service_tokens "${callers[@]/%/_token}" trainer_mlflow_password evaluator_mlflow_password \
-  inference_mlflow_password gateway_mlflow_password
+  inference_mlflow_password gateway_mlflow_password postgres_password mlflow_admin_password \
+  mlflow_secret_key operator_mlflow_password
 own 472 grafana_admin_password

@@ -91,7 +91,13 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
     assert "redis_password" in " ".join(redis["healthcheck"]["test"])
     # MLflow lets in only wavepod's users, each calling service signs in as its own, and
     # only MLflow holds the artifact bucket's keys (the others go through its proxy).
-    assert "--app-name basic-auth" in " ".join(services["mlflow"]["entrypoint"])
+    # (wavepod's MLflow image always runs the basic-auth app: libs/wavepod/registry/server.py.)
+    mlflow = services["mlflow"]
+    assert mlflow["image"].startswith("wavepod/mlflow:")
+    assert mlflow["entrypoint"] is None and mlflow["command"] is None  # the image's own start
+    assert mlflow["environment"]["WAVEPOD_MLFLOW_BACKEND_STORE_URI"].startswith("postgresql")
+    # The services' Host header, refused by MLflow's default DNS-rebinding guard.
+    assert "mlflow:5000" in mlflow["environment"]["WAVEPOD_MLFLOW_ALLOWED_HOSTS"].split(",")
     for name in ("trainer", "evaluator", "inference", "gateway"):
         environment, prefix = services[name]["environment"], f"WAVEPOD_{name.upper()}_"
         assert environment[prefix + "MLFLOW_USERNAME"] == name
@@ -106,7 +112,8 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
         if x["source"] == "s3_credentials"
     }
     assert holders == {"mlflow"}, holders
-    provisioning = " ".join(services["mlflow-users"]["entrypoint"])
+    assert services["mlflow-users"]["image"] == mlflow["image"]
+    provisioning = " ".join(services["mlflow-users"]["command"])
     provisioned = set(re.findall(r"--user=(\w+)=", provisioning))
     assert provisioned == set(access.USER_ROLES)
     for name in WAVEPOD:

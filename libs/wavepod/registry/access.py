@@ -16,13 +16,10 @@ trainer never does; promotion is the evaluator's, audited); and any signed-in us
 create new experiments and models of its own.
 
 `provision` is idempotent (creates what is missing, sets each user's password to the
-given one, so a rotated secret takes effect on the next run). This module imports only
-the standard library and MLflow, so MLflow's own image (with Flask-WTF, which MLflow's auth
-package needs) runs it as a script (Compose):
+given one, so a rotated secret takes effect on the next run). The wavepod/mlflow image
+(server.py) serves MLflow with `auth_config` and runs `provision` as a job (Compose):
 
-    python access.py config --database-uri postgresql://mlflow@postgres/mlflow_auth \
-        --database-password-file /run/secrets/postgres_password > basic_auth.ini
-    python access.py provision --tracking-uri http://mlflow:5000 \
+    python -m wavepod.registry.server provision --tracking-uri http://mlflow:5000 \
         --admin-password-file /run/secrets/mlflow_admin_password \
         --user trainer=/run/secrets/trainer_mlflow_password ...
 """
@@ -31,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -118,29 +114,19 @@ def provision(tracking_uri: str, admin: Credentials, passwords: Mapping[str, str
                 client.assign_role(username, roles[role].id)
 
 
-def auth_config(database_uri: str, database_password: str = "") -> str:
-    """The server's basic_auth.ini (MLFLOW_AUTH_CONFIG_PATH): users in `database_uri`,
-    with `database_password` put into it when given (kept out of command lines)."""
-    if database_password:
-        parts = urllib.parse.urlsplit(database_uri)
-        user = parts.username or ""
-        host = parts.hostname or ""
-        netloc = f"{user}:{urllib.parse.quote(database_password, safe='')}@{host}"
-        netloc += f":{parts.port}" if parts.port else ""
-        database_uri = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+def auth_config(database_uri: str) -> str:
+    """The server's basic_auth.ini (MLFLOW_AUTH_CONFIG_PATH): users in `database_uri`
+    (a PostgreSQL password comes from libpq's PGPASSWORD, never from this file)."""
     return AUTH_CONFIG.format(database_uri=database_uri, admin=ADMIN)
 
 
-def _read(path: str) -> str:
+def read_secret_file(path: str | Path) -> str:
     return Path(path).read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="wavepod's users on MLflow's basic-auth app.")
     commands = parser.add_subparsers(dest="command", required=True)
-    config = commands.add_parser("config", help="Print the server's basic_auth.ini.")
-    config.add_argument("--database-uri", required=True)
-    config.add_argument("--database-password-file", default="")
     users = commands.add_parser("provision", help="Create the roles and the users.")
     users.add_argument("--tracking-uri", required=True)
     users.add_argument("--admin-password-file", required=True)
@@ -148,15 +134,11 @@ def main(argv: list[str] | None = None) -> None:
         "--user", action="append", default=[], metavar="NAME=PASSWORD_FILE", required=True
     )
     args = parser.parse_args(argv)
-    if args.command == "config":
-        password = _read(args.database_password_file) if args.database_password_file else ""
-        print(auth_config(args.database_uri, password), end="")
-        return
     named = dict(u.split("=", 1) for u in args.user)
     provision(
         args.tracking_uri,
-        Credentials(ADMIN, _read(args.admin_password_file)),
-        {name: _read(path) for name, path in named.items()},
+        Credentials(ADMIN, read_secret_file(args.admin_password_file)),
+        {name: read_secret_file(path) for name, path in named.items()},
     )
     print(f"MLflow users provisioned: {', '.join(sorted(named))}")
 

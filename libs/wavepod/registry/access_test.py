@@ -3,9 +3,7 @@ service can do its work and nothing its role does not allow; strangers get nothi
 
 from __future__ import annotations
 
-import ast
 import base64
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -18,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.server.auth.client import AuthServiceClient
 
-from wavepod.registry import access, alias_version
+from wavepod.registry import access, alias_version, server
 from wavepod.registry.access import ADMIN, USER_ROLES, Credentials, provision, signed_in
 from wavepod.runtime.status import FailedPrecondition
 from wavepod.testing.mlflow import mlflow_server
@@ -160,39 +158,13 @@ def test_provisioning_completes_a_role_a_cut_short_run_left_without_its_grants(
         alias()
 
 
-def test_the_provisioning_script_runs_in_mlflows_own_image(
+def test_the_image_provisions_users_from_the_command_line(
     tracking: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Compose runs access.py by path in MLflow's image: it may import only the standard
-    library and MLflow."""
-    tree = ast.parse(Path(access.__file__).read_text())
-    imported = {
-        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    }
-    roots = {name.split(".")[0] for name in imported}
-    assert roots - sys.stdlib_module_names == {"mlflow"}, roots
-
+    """Compose's mlflow-users job: the wavepod/mlflow image's `provision` command."""
     (tmp_path / "admin").write_text(ADMIN_PASSWORD + "\n")
-    (tmp_path / "database").write_text("p@ss/word:1")
     (tmp_path / "operator").write_text(PASSWORDS["operator"])
-    access.main(
-        [
-            "config",
-            "--database-uri",
-            "postgresql://mlflow@postgres:5432/mlflow_auth",
-            "--database-password-file",
-            str(tmp_path / "database"),
-        ]
-    )
-    config = capsys.readouterr().out
-    assert (
-        "database_uri = postgresql://mlflow:p%40ss%2Fword%3A1@postgres:5432/mlflow_auth" in config
-    )
-    assert "default_permission = NO_PERMISSIONS" in config
-    access.main(
+    server.main(
         [
             "provision",
             "--tracking-uri",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from wavepod.registry.access import auth_config
+from wavepod.registry.server import MlflowServerSettings, server_command
 from wavepod.runtime.secrets import write_private
 from wavepod.runtime.testing.process import free_port
 
@@ -31,45 +31,31 @@ def mlflow_server(
     auth.db; `wavepod.registry.access.provision` makes them)."""
     state.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    auth: dict[str, str] = {}
+    backend_store_uri = f"sqlite:///{state / 'mlflow.db'}"
+    artifacts_destination = str(state / "artifacts")
     if admin_password is not None:
-        config = state / "basic_auth.ini"
-        write_private(config, auth_config(f"sqlite:///{state / 'auth.db'}"))
-        auth = {
-            "MLFLOW_AUTH_CONFIG_PATH": str(config),
-            # Read once, when the admin user is first created.
-            "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
-            # The basic-auth app's CSRF protection of its own web forms.
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
-        }
+        # Started as the wavepod/mlflow image starts it (wavepod.registry.server).
+        write_private(state / "admin.password", admin_password)
+        write_private(state / "secret.key", secrets.token_hex(32))
+        settings = MlflowServerSettings(
+            host="127.0.0.1",
+            port=port,
+            workers=1,
+            auth_database_uri=f"sqlite:///{state / 'auth.db'}",
+            admin_password_file=state / "admin.password",
+            secret_key_file=state / "secret.key",
+            backend_store_uri=backend_store_uri,
+            artifacts_destination=artifacts_destination,
+        )
+        command, env = server_command(settings, state)
+    else:
+        command = [sys.executable, "-m", "mlflow", "server", "--workers", "1"]
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        command += ["--backend-store-uri", backend_store_uri]
+        command += ["--artifacts-destination", artifacts_destination]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     log = (state / "mlflow-server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{state / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(state / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            *(["--app-name", "basic-auth"] if auth else []),
-        ],
-        env={
-            **os.environ,
-            **QUIET,
-            **auth,
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = subprocess.Popen(command, env={**env, **QUIET}, stdout=log, stderr=subprocess.STDOUT)
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
