@@ -61,11 +61,12 @@ def secrets(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    """PostgreSQL with password authentication and the two databases MLflow uses."""
+    """PostgreSQL with password authentication and the two databases MLflow uses; yields
+    the server's URL, `postgresql://postgres@127.0.0.1:PORT`."""
     with postgres_server("mlflow", password=DATABASE_PASSWORD) as url:
         with psycopg.connect(url, password=DATABASE_PASSWORD, autocommit=True) as connection:
             connection.execute("CREATE DATABASE mlflow_auth")
-        yield url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        yield url.rsplit("/", 1)[0]
 
 
 def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, database: str) -> None:
@@ -73,6 +74,7 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
     assert docker("inspect", "--format", "{{.Config.User}}", tag) == "65532:65532"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    store = database.replace("postgresql://", "postgresql+psycopg://")  # SQLAlchemy's name
     container = docker(
         "run",
         "-d",
@@ -82,9 +84,9 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
         "-e",
         f"WAVEPOD_MLFLOW_PORT={port}",
         "-e",
-        f"WAVEPOD_MLFLOW_BACKEND_STORE_URI={database}/mlflow",
+        f"WAVEPOD_MLFLOW_BACKEND_STORE_URI={store}/mlflow",
         "-e",
-        f"WAVEPOD_MLFLOW_AUTH_DATABASE_URI={database}/mlflow_auth",
+        f"WAVEPOD_MLFLOW_AUTH_DATABASE_URI={store}/mlflow_auth",
         "-e",
         "WAVEPOD_MLFLOW_DATABASE_PASSWORD_FILE=/run/secrets/postgres_password",
         "-e",
@@ -128,14 +130,10 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
 
         # Both stores are the PostgreSQL databases, reached with the password from its file,
         # which no process inside shows on its command line.
-        with psycopg.connect(
-            f"{database.replace('+psycopg', '')}/mlflow_auth", password=DATABASE_PASSWORD
-        ) as connection:
+        with psycopg.connect(f"{database}/mlflow_auth", password=DATABASE_PASSWORD) as connection:
             users = {row[0] for row in connection.execute("SELECT username FROM users")}
         assert {"admin", "operator"} <= users
-        with psycopg.connect(
-            f"{database.replace('+psycopg', '')}/mlflow", password=DATABASE_PASSWORD
-        ) as connection:
+        with psycopg.connect(f"{database}/mlflow", password=DATABASE_PASSWORD) as connection:
             assert connection.execute("SELECT count(*) FROM experiments").fetchone() == (1,)
         processes = docker("top", container, "-eo", "pid,args")
         assert "mlflow" in processes

@@ -60,6 +60,12 @@ class MlflowServerSettings(BaseSettings):
     )
 
 
+def import_path() -> str:
+    """This process's import path as PYTHONPATH: MLflow starts its workers as
+    `python -m uvicorn ...`, and they must import what this process does (a PEX's paths)."""
+    return os.pathsep.join(p for p in sys.path if p)
+
+
 def server_command(
     settings: MlflowServerSettings, config_dir: Path
 ) -> tuple[list[str], dict[str, str]]:
@@ -77,8 +83,7 @@ def server_command(
         # any password a deployer put there) stays off the process list.
         "MLFLOW_BACKEND_STORE_URI": settings.backend_store_uri,
         "MLFLOW_ARTIFACTS_DESTINATION": settings.artifacts_destination,
-        # MLflow starts its workers as `python -m uvicorn ...`: they need this PEX's paths.
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "PYTHONPATH": import_path(),
     }
     if settings.database_password_file is not None:
         env["PGPASSWORD"] = access.read_secret_file(settings.database_password_file)
@@ -113,11 +118,15 @@ def main(argv: list[str] | None = None) -> None:
         description="MLflow's tracking server with wavepod's users (settings: WAVEPOD_MLFLOW_*).",
     )
     parser.add_argument("command", nargs="?", default="serve", choices=("serve", "provision"))
-    args, rest = parser.parse_known_args(argv)
+    # Everything after the command is the command's own (`provision --help` included).
+    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     if args.command == "provision":
-        access.main(["provision", *rest])
-    elif rest:
-        parser.error(f"serve takes no arguments (settings come from WAVEPOD_MLFLOW_*): {rest}")
+        access.main(["provision", *args.arguments])
+    elif args.arguments:
+        parser.error(
+            f"serve takes no arguments (settings come from WAVEPOD_MLFLOW_*): {args.arguments}"
+        )
     else:
         serve(MlflowServerSettings())  # type: ignore[call-arg]  # required fields: env
 

@@ -75,7 +75,12 @@ def test_secrets_reach_mlflow_by_environment_never_its_command_line(tmp_path: Pa
         assert value not in text
 
 
-def test_serve_takes_settings_not_arguments() -> None:
+def test_serve_takes_settings_not_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as refused:
         server.main(["serve", "--port", "5000"])
     assert refused.value.code == 2
+    # What follows a command is the command's: `provision --help` is provision's help.
+    with pytest.raises(SystemExit) as helped:
+        server.main(["provision", "--help"])
+    assert helped.value.code == 0
+    assert "--tracking-uri" in capsys.readouterr().out

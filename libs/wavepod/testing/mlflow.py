@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from wavepod.registry.server import MlflowServerSettings, server_command
+from wavepod.registry.server import MlflowServerSettings, import_path, server_command
 from wavepod.runtime.secrets import write_private
 from wavepod.runtime.testing.process import free_port
 
@@ -53,7 +53,7 @@ def mlflow_server(
         command += ["--host", "127.0.0.1", "--port", str(port)]
         command += ["--backend-store-uri", backend_store_uri]
         command += ["--artifacts-destination", artifacts_destination]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = {**os.environ, "PYTHONPATH": import_path()}
     log = (state / "mlflow-server.log").open("wb")
     process = subprocess.Popen(command, env={**env, **QUIET}, stdout=log, stderr=subprocess.STDOUT)
     uri = f"http://127.0.0.1:{port}"
