@@ -17,7 +17,7 @@ from ingest.engine import IngestEngine
 from ingest.quality_test import SCHEMA as FILLS
 from ingest.schema import Column, ColumnType, DatasetSchema
 from ingest.sources import SourceKind, SourceSpec
-from ingest.storage import STAGING
+from ingest.storage import TEMPORARY
 from wavepod.duck import AttachError, attach, connect
 from wavepod.runtime.status import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from wavepod.simulator.config import SimulationConfig
@@ -114,8 +114,8 @@ def test_a_crash_between_write_and_commit_leaves_the_lake_consistent(tmp_path: P
     assert crashing.read("rx").height == 0, "but no reader sees them"
     crashing.close()
 
-    # A process killed while writing leaves its staging directory behind, too.
-    leftover = lake / STAGING / "wavepod-staging-killed" / "date=2024-01-01" / "0.parquet"
+    # A process killed while writing leaves its staged files behind, too.
+    leftover = lake / "rx" / "date=2024-01-01" / f".part-killed.parquet{TEMPORARY}"
     leftover.parent.mkdir(parents=True)
     leftover.write_bytes(b"half a file")
 
@@ -144,11 +144,12 @@ def test_a_second_ingest_process_on_the_same_lake_is_refused(tmp_path: Path) -> 
     engine.close()
 
 
-def test_files_are_staged_in_the_lake_so_publishing_is_a_rename(
+def test_files_are_staged_beside_their_names_so_publishing_is_a_rename(
     engine: IngestEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Staged in the system's temporary directory, a file published into a lake on
-    # another filesystem (a container's /tmp beside its lake volume) would be copied.
+    # another filesystem (a container's /tmp beside its lake volume) would be copied;
+    # staged in a directory of its own, its day's directory would be made twice.
     lake = tmp_path / "lake"
     renamed: list[tuple[Path, Path]] = []
     rename = os.replace
@@ -161,8 +162,9 @@ def test_files_are_staged_in_the_lake_so_publishing_is_a_rename(
     monkeypatch.setattr(shutil, "copyfile", None)  # a copy would fail the test
     batch, _ = engine.run_ingest(csv_source(engine, tmp_path / "fills.csv", GOOD))
     assert {dst.relative_to(lake).as_posix() for _, dst in renamed} == set(batch.files)
-    assert all(src.is_relative_to(lake / STAGING) for src, _ in renamed), renamed
-    assert not list((lake / STAGING).iterdir()), "nothing stays staged"
+    assert all(src.parent == dst.parent for src, dst in renamed), renamed
+    assert all(src.name.startswith(".") for src, _ in renamed), "staged names are hidden"
+    assert not list(lake.rglob(f"*{TEMPORARY}")), "nothing stays staged"
 
 
 def test_too_many_bad_rows_fail_the_batch_and_land_nothing(

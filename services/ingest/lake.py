@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import polars as pl
+from polars.io.partition import FileProviderArgs
 
-from ingest.storage import STAGING, Storage
+from ingest.storage import LEGACY_STAGING, TEMPORARY, Storage
 
 QUARANTINE = "_quarantine"
 REPORTS = "_reports"
@@ -25,17 +26,15 @@ class Lake:
         self.uri = storage.uri
 
     def _write(self, frame: pl.DataFrame, key: str) -> str:
-        with self.storage.staging() as tmp:
-            local = tmp / "part.parquet"
-            frame.write_parquet(local, compression="zstd", statistics=True)
-            self.storage.publish(local, key)
+        with self.storage.staging() as staging:
+            frame.write_parquet(staging.local(key), compression="zstd", statistics=True)
+            staging.publish(key)
         return key
 
     def write_text(self, text: str, key: str) -> str:
-        with self.storage.staging() as tmp:
-            local = tmp / "file"
-            local.write_text(text)
-            self.storage.publish(local, key)
+        with self.storage.staging() as staging:
+            staging.local(key).write_text(text)
+            staging.publish(key)
         return self.storage.url(key)
 
     def write_batch(
@@ -43,34 +42,44 @@ class Lake:
     ) -> list[str]:
         """Writes `frame` partitioned by the date of its event time; returns the keys.
 
-        A date-typed event time partitions in one parallel polars write into a local
-        staging directory (the partition column is a real column, so files carry nothing
-        extra); timestamps are split by day first. Each file is then published.
+        One parallel polars write stages every day's file where the storage stages it
+        (in a local lake: beside its final name), then each is published.
+        `PartitionBy` is marked unstable in polars; the lock pins the version.
         """
         if frame.height == 0:
             return []
         if not event_time_column:
             return [self._write(frame, f"{dataset}/part-{batch_id}.parquet")]
-        if frame.schema[event_time_column] != pl.Date:
-            keyed = frame.with_columns(
-                pl.col(event_time_column).dt.date().dt.strftime("%Y-%m-%d").alias("__date")
-            )
-            return sorted(
-                self._write(part.drop("__date"), f"{dataset}/date={day}/part-{batch_id}.parquet")
-                for (day,), part in keyed.partition_by("__date", as_dict=True).items()
-            )
-        written = []
+        event_time = pl.col(event_time_column)
+        day = event_time if frame.schema[event_time_column] == pl.Date else event_time.dt.date()
+        keys: list[str] = []
         with self.storage.staging() as staging:
-            frame.write_parquet(
-                staging, partition_by=event_time_column, compression="zstd", compression_level=1
+
+            def stage(file: FileProviderArgs) -> str:
+                index = file.index_in_partition
+                suffix = f"-{index:08d}" if index else ""
+                key = (
+                    f"{dataset}/date={file.partition_keys.item(0, 0)}/"
+                    f"part-{batch_id}{suffix}.parquet"
+                )
+                keys.append(key)
+                return staging.relative(key)
+
+            frame.lazy().sink_parquet(
+                pl.PartitionBy(
+                    staging.root,
+                    key={"__date": day},
+                    include_key=False,  # the event time column stays; the day is not added
+                    file_path_provider=stage,
+                    approximate_bytes_per_file=None,  # one file per day
+                ),
+                compression="zstd",
+                compression_level=1,
+                mkdir=True,
             )
-            for part in sorted(staging.glob(f"{event_time_column}=*/*.parquet")):
-                day = part.parent.name.split("=", 1)[1]
-                suffix = "" if part.stem.strip("0") == "" else f"-{part.stem}"
-                key = f"{dataset}/date={day}/part-{batch_id}{suffix}.parquet"
-                self.storage.publish(part, key)
-                written.append(key)
-        return written
+            for key in keys:
+                staging.publish(key)
+        return sorted(keys)
 
     def write_quarantine(self, dataset: str, batch_id: str, frame: pl.DataFrame) -> str | None:
         if frame.height == 0:
@@ -88,7 +97,8 @@ class Lake:
         still staged. Returns the keys."""
         removed = []
         for key in self.storage.list_keys():
-            if key.startswith(f"{STAGING}/") or (key.endswith(".parquet") and key not in committed):
+            staged = key.endswith(TEMPORARY) or key.startswith(LEGACY_STAGING)
+            if staged or (key.endswith(".parquet") and key not in committed):
                 self.storage.delete(key)
                 removed.append(key)
         return removed

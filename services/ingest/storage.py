@@ -2,42 +2,87 @@
 small interface chosen by the lake root (`/path` or `s3://bucket/prefix`).
 
 Publishing a file is atomic on both: a rename on a filesystem, a single PUT on S3
-(an object appears whole or not at all). Files are written first into a staging
-directory that the storage chooses: inside a local lake (`_staging/`), so that
-publishing is a rename on one filesystem and never a copy (a container's /tmp and its
-lake volume are two), and in the system's temporary directory for a bucket.
+(an object appears whole or not at all). Files are written first through a `Staging`
+that the storage chooses. In a local lake a file is staged beside its key under a
+hidden temporary name (`.<name>.tmp`), so that publishing is a rename within one
+directory: never a copy (a container's /tmp and its lake volume are two filesystems),
+and no directory made twice (on small VMs, creating a directory costs as much as
+writing a day's Parquet file; a batch spanning two years makes 731 of each). For a
+bucket, files are staged in the system's temporary directory and uploaded.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from wavepod.lake import s3_endpoint_options
 
-STAGING = "_staging"  # a local lake's staging area; what a crash leaves there is orphaned
+TEMPORARY = ".tmp"  # the suffix of a staged file; what a crash leaves is orphaned
+LEGACY_STAGING = "_staging/"  # where lakes written before in-place staging staged files
+
+
+class Staging:
+    """Files to publish, written first where the storage stages them, then `publish`ed
+    at their keys. Whatever was staged and not published is deleted when it ends."""
+
+    def __init__(self, root: Path, move: Callable[[Path, str], None], beside_key: bool) -> None:
+        self.root = root  # every staged file lies under it
+        self._move = move  # publishes a finished local file at a key
+        self._beside_key = beside_key
+        self._pending: set[str] = set()
+
+    def relative(self, key: str) -> str:
+        """Where to write `key`'s content, relative to `root` (a partitioned writer's
+        base); the writer makes the directories."""
+        self._pending.add(key)
+        if not self._beside_key:
+            return key
+        name = PurePosixPath(key)
+        return str(name.with_name(f".{name.name}{TEMPORARY}"))
+
+    def local(self, key: str) -> Path:
+        """Where to write `key`'s content, its directory made."""
+        path = self.root / self.relative(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def publish(self, key: str) -> None:
+        self._move(self.root / self.relative(key), key)
+        self._pending.discard(key)
+
+    def discard(self) -> None:
+        for key in list(self._pending):
+            (self.root / self.relative(key)).unlink(missing_ok=True)
+        self._pending.clear()
 
 
 @contextmanager
-def _temporary_directory(parent: Path | None = None) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="wavepod-staging-", dir=parent) as tmp:
-        yield Path(tmp)
+def _staging(root: Path, move: Callable[[Path, str], None], beside_key: bool) -> Iterator[Staging]:
+    staging = Staging(root, move, beside_key)
+    try:
+        yield staging
+    finally:
+        staging.discard()
+
+
+@contextmanager
+def _temporary_staging(move: Callable[[Path, str], None]) -> Iterator[Staging]:
+    with (
+        tempfile.TemporaryDirectory(prefix="wavepod-staging-") as tmp,
+        _staging(Path(tmp), move, beside_key=False) as staging,
+    ):
+        yield staging
 
 
 class Storage(Protocol):
     uri: str
 
-    def staging(self) -> AbstractContextManager[Path]:
-        """A fresh local directory to write files into before publishing them; it is
-        removed, with anything left in it, when the context ends."""
-
-    def publish(self, local: Path, key: str) -> None:
-        """Moves a finished local file to `key`, atomically."""
+    def staging(self) -> AbstractContextManager[Staging]: ...
 
     def list_keys(self) -> list[str]: ...
 
@@ -57,20 +102,11 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         self.uri = self.root.as_uri()
 
-    def staging(self) -> AbstractContextManager[Path]:
-        (self.root / STAGING).mkdir(exist_ok=True)
-        return _temporary_directory(self.root / STAGING)
+    def staging(self) -> AbstractContextManager[Staging]:
+        return _staging(self.root, self._rename, beside_key=True)
 
-    def publish(self, local: Path, key: str) -> None:
-        target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(local, target)
-        except OSError:  # another filesystem: copy beside the target, then rename
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.copyfile(local, tmp)
-            os.replace(tmp, target)
-            local.unlink()
+    def _rename(self, local: Path, key: str) -> None:
+        os.replace(local, self.root / key)
 
     def list_keys(self) -> list[str]:
         return [p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file()]
@@ -113,10 +149,10 @@ class S3Storage:
     def _key(self, key: str) -> str:
         return f"{self._prefix}/{key}" if self._prefix else key
 
-    def staging(self) -> AbstractContextManager[Path]:
-        return _temporary_directory()
+    def staging(self) -> AbstractContextManager[Staging]:
+        return _temporary_staging(self._upload)
 
-    def publish(self, local: Path, key: str) -> None:
+    def _upload(self, local: Path, key: str) -> None:
         self._client.upload_file(str(local), self._bucket, self._key(key))
         local.unlink()
 
