@@ -26,7 +26,6 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from wavepod.runtime.audit import AuditLog
 from wavepod.runtime.audit_interceptor import AuditInterceptor
@@ -37,6 +36,7 @@ from wavepod.runtime.metrics import RpcMetricsInterceptor
 from wavepod.runtime.settings import RegistryClientSettings, ServiceSettings, load_settings
 from wavepod.runtime.telemetry import configure_telemetry
 from wavepod.runtime.tls import server_credentials
+from wavepod.runtime.tracing import ServerSpanInterceptor
 from wavepod.runtime.unbuilt import unbuilt
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class RunningServer:
 
 def _interceptors(app: ServiceApp, settings: ServiceSettings) -> list[grpc.aio.ServerInterceptor]:
     # Outermost first: the span exists before auth and error handling log anything.
-    interceptors: list[grpc.aio.ServerInterceptor] = [aio_server_interceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [ServerSpanInterceptor()]
     interceptors.append(RpcMetricsInterceptor())
     tokens = None
     if settings.auth_tokens_file is not None:
