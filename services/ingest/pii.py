@@ -6,6 +6,7 @@ reference (env:NAME or file:/path), never from configuration in clear."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import polars as pl
 
@@ -13,6 +14,7 @@ from ingest.schema import DatasetSchema
 from wavepod.runtime.status import FailedPrecondition
 
 PSEUDONYM_CHARS = 32  # 128 bits of the HMAC, hex
+_RAW, _KEY, _PSEUDONYM = "raw", "fingerprint", "pseudonym"
 
 
 def pii_columns(schema: DatasetSchema) -> list[str]:
@@ -42,18 +44,37 @@ def pseudonymize(frame: pl.DataFrame, schema: DatasetSchema, key: bytes | None) 
         outer.update(inner.digest())
         return outer.hexdigest()[:PSEUDONYM_CHARS]
 
-    replaced = []
-    for name in columns:
-        text = frame[name].cast(pl.String)
-        uniques = text.drop_nulls().unique()
-        # One HMAC per distinct identifier, then a vectorized lookup (a join: faster than
-        # replace_strict's mapping at millions of rows). Nulls stay null.
-        pseudonyms = pl.DataFrame(
-            {"raw": uniques, name: [pseudonym(v) for v in uniques.to_list()]},
-            schema={"raw": pl.String, name: pl.String},
-        )
-        looked_up = text.to_frame("raw").join(
-            pseudonyms, on="raw", how="left", maintain_order="left"
-        )
-        replaced.append(looked_up[name])
-    return frame.with_columns(replaced)
+    return frame.with_columns(
+        lookup_pseudonyms(frame[name].cast(pl.String), pseudonym).alias(name) for name in columns
+    )
+
+
+def lookup_pseudonyms(
+    text: pl.Series,
+    pseudonym: Callable[[str], str],
+    fingerprint: pl.Expr | None = None,
+) -> pl.Series:
+    """`pseudonym` of each value (nulls stay null), computed once per distinct value.
+
+    Distinct values are found, and looked up, by a 64-bit `fingerprint` of each (a join
+    on integers: at ten million rows about twice as fast as one on the strings). Two
+    values sharing a fingerprint would share a pseudonym, so every row is checked
+    against the value its fingerprint was computed from; on a clash the lookup is redone
+    on the strings themselves.
+    """
+    if fingerprint is None:
+        fingerprint = pl.col(_RAW).hash()
+    frame = text.to_frame(_RAW).with_columns(fingerprint.alias(_KEY))
+    distinct = frame.drop_nulls(_RAW).unique(subset=_KEY, keep="any")
+    table = distinct.with_columns(
+        pl.Series(_PSEUDONYM, [pseudonym(v) for v in distinct[_RAW].to_list()], pl.String)
+    )
+    found = frame.join(table, on=_KEY, how="left", maintain_order="left", suffix="_seen")
+    raw, seen = pl.col(_RAW), pl.col(f"{_RAW}_seen")
+    if found.select((raw.is_null() | (raw == seen)).all()).item():
+        return found.select(pl.when(raw.is_not_null()).then(pl.col(_PSEUDONYM)))[_PSEUDONYM]
+    exact = frame.drop_nulls(_RAW).select(_RAW).unique()
+    exact = exact.with_columns(
+        pl.Series(_PSEUDONYM, [pseudonym(v) for v in exact[_RAW].to_list()], pl.String)
+    )
+    return frame.join(exact, on=_RAW, how="left", maintain_order="left")[_PSEUDONYM]

@@ -6,7 +6,7 @@ import hmac
 import polars as pl
 import pytest
 
-from ingest.pii import PSEUDONYM_CHARS, pseudonymize
+from ingest.pii import PSEUDONYM_CHARS, lookup_pseudonyms, pseudonymize
 from ingest.schema import Column, ColumnType, DatasetSchema
 from wavepod.runtime.status import FailedPrecondition
 
@@ -30,3 +30,12 @@ def test_pseudonyms_are_hmac_sha256_of_the_identifier(key: bytes) -> None:
 def test_no_key_no_landing() -> None:
     with pytest.raises(FailedPrecondition, match="person_id"):
         pseudonymize(pl.DataFrame({"person_id": ["a"]}), SCHEMA, None)
+
+
+def test_values_sharing_a_fingerprint_keep_their_own_pseudonyms() -> None:
+    # A fingerprint that clashes on purpose (the length): the lookup must notice.
+    values = pl.Series(["a", "b", None, "cc", "a", "dd", "b"])
+    clashing = pl.col("raw").str.len_bytes().cast(pl.UInt64)
+    found = lookup_pseudonyms(values, str.upper, fingerprint=clashing)
+    assert found.to_list() == ["A", "B", None, "CC", "A", "DD", "B"]
+    assert lookup_pseudonyms(values, str.upper).to_list() == found.to_list()
