@@ -82,7 +82,9 @@ def _temporary_staging(move: Callable[[Path, str], None]) -> Iterator[Staging]:
 class Storage(Protocol):
     uri: str
 
-    def staging(self) -> AbstractContextManager[Staging]: ...
+    def staging(self) -> AbstractContextManager[Staging]:
+        """Where to write files before publishing them; what is left unpublished is
+        deleted when the context ends."""
 
     def list_keys(self) -> list[str]: ...
 

@@ -3,10 +3,10 @@ the semantic-convention attributes, the status code at the end.
 
 opentelemetry-instrumentation-grpc's aio server interceptor does the same, but rebuilds
 the method handler, parses the peer address and proxies the servicer context on every
-call; measured on the inference server (single-row ModelInfer, 64 in flight, 2 cores),
-it cost about a third of the throughput. This one wraps each method once
-(`HandlerInterceptor`) and does per call only what the span needs. Spans flow to the
-same tracer provider and exporter as before.
+call. This one wraps each method once (`HandlerInterceptor`) and does per call only what
+the span needs: on the inference server (single-row ModelInfer, 64 in flight, 2 cores),
+alternating runs gave 1,776-2,091 rows/s with OpenTelemetry's and 2,071-2,200 with this
+one. Spans flow to the same tracer provider and exporter as before.
 """
 
 from __future__ import annotations
@@ -47,12 +47,10 @@ class _ServerSpan:
         attributes: dict[str, str],
         context: grpc.aio.ServicerContext,
     ) -> None:
-        self._tracer, self._name, self._attributes, self._context = (
-            tracer,
-            name,
-            attributes,
-            context,
-        )
+        self._tracer = tracer
+        self._name = name
+        self._attributes = attributes
+        self._context = context
 
     async def __aenter__(self) -> None:
         carrier = dict(self._context.invocation_metadata() or ())
