@@ -61,6 +61,7 @@ def app(settings: InferenceSettings) -> ServiceApp:
             prefer_provider=settings.execution_provider,
             intra_op_threads=settings.intra_op_threads,
             dynamic_batching=settings.dynamic_batching,
+            inline_compute_us=settings.inline_compute_us,
         ),
     )
     started = False

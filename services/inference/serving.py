@@ -36,6 +36,8 @@ class ServingOptions:
     intra_op_threads: int = 1
     # False turns dynamic batching off for every model, whatever its config says.
     dynamic_batching: bool = True
+    # A call ONNX Runtime answers within this runs on the event loop (see batching.py).
+    inline_compute_us: int = 200
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,9 @@ class ModelServer:
         batching = config.HasField("dynamic_batching") and self.options.dynamic_batching
         delay = config.dynamic_batching.max_queue_delay_microseconds if batching else None
         instances = sum(g.count or 1 for g in config.instance_group) or 1
-        return Scheduler(model, config.max_batch_size, delay, instances)
+        return Scheduler(
+            model, config.max_batch_size, delay, instances, self.options.inline_compute_us / 1e6
+        )
 
     async def unload(self, name: str) -> None:
         async with self._locks.setdefault(name, asyncio.Lock()):

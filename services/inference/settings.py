@@ -20,6 +20,13 @@ class InferenceSettings(RegistryClientSettings):
     dynamic_batching: bool = Field(
         True, description="false disables dynamic batching for every model (benchmarks)."
     )
+    inline_compute_us: int = Field(
+        200,
+        ge=0,
+        description="A call that ONNX Runtime answers within this (judged by earlier calls of"
+        " its size) runs on the event loop instead of a model thread, whose hand-off costs"
+        " more; 0: always a model thread.",
+    )
     mlflow_tracking_uri: str = Field(
         "http://127.0.0.1:5000", description="Where PublishModel finds registered versions."
     )

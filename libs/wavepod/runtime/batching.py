@@ -3,8 +3,10 @@
 Requests wait until `max_rows` rows are there or the oldest has waited `max_delay`
 (Triton's dynamic-batching rule); a batch is formed only when one of `concurrency`
 execution slots is free, so a busy backend batches more, not later. Forming a batch
-costs a few awaits, not one per request. Used by the inference server (batches onto
-ONNX Runtime) and the gateway (micro-batches onto the inference service).
+costs a few awaits, not one per request. With no delay, a request that finds nothing
+queued and a slot free runs at once in its own task: nothing could share its call, and
+the hand-offs to the batching task and back are pure cost. Used by the inference server
+(batches onto ONNX Runtime) and the gateway (micro-batches onto the inference service).
 
 Each batch runs in a span of its own, the child of its first request's span and linked to
 every other request's (OpenTelemetry's convention for work done for many traces), so a
@@ -66,13 +68,22 @@ class Coalescer(Generic[T, R]):
         self._waiting_rows = 0
         self._arrived = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._direct = 0  # requests running at once, in their own tasks
         self._loop_task: asyncio.Task[None] | None = None
 
     async def submit(self, item: T, rows: int) -> R:
-        if self._loop_task is None:
-            self._loop_task = asyncio.create_task(self._batch_loop())
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         waiting = Waiting(item, rows, time.perf_counter(), future, otel_context.get_current())
+        if not self._delay and not self._waiting and not self._slots.locked():
+            await self._slots.acquire()  # free: returns without suspending
+            self._direct += 1
+            try:
+                await self._run([waiting])  # releases the slot
+            finally:
+                self._direct -= 1
+            return future.result()
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._batch_loop())
         self._waiting.append(waiting)
         self._waiting_rows += rows
         self._arrived.set()
@@ -80,10 +91,10 @@ class Coalescer(Generic[T, R]):
 
     async def _batch_loop(self) -> None:
         while True:
-            await self._slots.acquire()
             while not self._waiting:
                 self._arrived.clear()
                 await self._arrived.wait()
+            await self._slots.acquire()
             deadline = self._waiting[0].enqueued + self._delay
             while self._waiting_rows < self.max_rows:
                 remaining = deadline - time.perf_counter()
@@ -138,7 +149,7 @@ class Coalescer(Generic[T, R]):
 
     async def close(self) -> None:
         """Answers every request already submitted, then stops."""
-        while self._waiting or self._running:
+        while self._waiting or self._running or self._direct:
             await asyncio.sleep(0.001)
         if self._loop_task is not None:
             self._loop_task.cancel()

@@ -61,3 +61,36 @@ def test_lone_requests_wait_their_delay_idle_and_never_longer() -> None:
     # Waiting is sleeping: a loop that spun through the delays would burn all of them.
     waited = sum(waits)
     assert cpu < waited / 2, f"{cpu * 1000:.1f} ms of CPU while waiting {waited * 1000:.1f} ms"
+
+
+def test_without_delay_a_request_finding_the_batcher_idle_runs_in_its_own_task() -> None:
+    async def run() -> tuple[list[int], list[list[int]], list[bool]]:
+        batches: list[list[int]] = []
+        in_caller: list[bool] = []
+        callers: set[asyncio.Task[int]] = set()
+
+        async def execute(batch: Sequence[Waiting[int, int]]) -> list[int]:
+            batches.append([w.item for w in batch])
+            in_caller.append(asyncio.current_task() in callers)
+            await asyncio.sleep(0.01)
+            return [w.item * 2 for w in batch]
+
+        coalescer = Coalescer(execute, max_rows=64, max_delay_s=0)
+        first = asyncio.create_task(coalescer.submit(0, 1))
+        callers.add(first)
+        await asyncio.sleep(0)  # it runs at once, holding the only slot
+        rest = [asyncio.create_task(coalescer.submit(i, 1)) for i in range(1, 6)]
+        callers.update(rest)
+        answers = list(await asyncio.gather(first, *rest))
+        # Idle again: the next lone request runs at once too.
+        last = asyncio.create_task(coalescer.submit(6, 1))
+        callers.add(last)
+        answers.append(await last)
+        await coalescer.close()
+        return answers, batches, in_caller
+
+    answers, batches, in_caller = asyncio.run(run())
+    assert answers == [i * 2 for i in range(7)]
+    # Those that arrived while the slot was busy shared one call, run by the batcher.
+    assert batches == [[0], [1, 2, 3, 4, 5], [6]]
+    assert in_caller == [True, False, True]
