@@ -9,7 +9,11 @@ one row per request:
 - gateway Predict with inline features (validated against the signature, micro-batched
   onto the inference service over the v2 protocol);
 - gateway Predict with an entity id (online features from the feature service first);
-- `mlflow models serve` (1 worker) fed the same rows, encoded, as JSON over HTTP.
+- `mlflow models serve` (1 worker) fed the same rows, encoded, as JSON over HTTP;
+- a bare grpc.aio relay in the gateway's place (benchmarks/protocol_floor.py): the same
+  requests, one bare hop on to a zeros server for inline rows, two in a row for entity
+  ids, nothing else done. What the gateway's hops cost in Python gRPC here: a goal
+  beyond the relay's own figure is beyond what this transport allows on this machine.
 Goals: inline >= 5x mlflow serve's throughput at concurrency 8 with p99 <= 1/3 of its;
 entity lookup p50 <= 1 ms and p99 <= 3 ms at concurrency 1. The clients share the
 machine with four server processes (2 cores here).
@@ -32,6 +36,7 @@ from benchmarks.serving import (
     closed_loop,
     mlflow_call,
     mlflow_serve,
+    protocol_floor,
     record,
     register_onnx,
     wait_http,
@@ -49,6 +54,7 @@ from wavepod.values import to_value
 
 SIZES = {"quick": (300, 2.0), "full": (3000, 10.0)}  # patients, seconds per measurement
 CONCURRENCY = (1, 8, 32)
+RELAY = "bare grpc.aio relay"
 
 
 def inline_call(stub: gateway_pb2_grpc.GatewayServiceStub, rows: list[dict[str, object]]) -> Call:
@@ -158,6 +164,18 @@ async def main() -> int:
                         note(f"gateway entity c={concurrency}", latencies)
                 assert gateway.terminate(timeout=30) == 0
 
+        with protocol_floor() as floor, protocol_floor(relay_to=floor) as relay:
+            async with grpc.aio.insecure_channel(relay) as channel:
+                stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+                for kind, call in (
+                    ("inline", inline_call(stub, rows)),
+                    ("entity", entity_call(stub, entities)),
+                ):
+                    for concurrency in CONCURRENCY:
+                        latencies, errors = await closed_loop(call, concurrency, seconds)
+                        assert errors == 0, f"{RELAY} {kind}: {errors} failed requests"
+                        note(f"{RELAY} {kind} c={concurrency}", latencies)
+
         port = free_port()
         serving = mlflow_serve(uri, tracking, port, state)
         try:
@@ -198,6 +216,18 @@ async def main() -> int:
     report.comparisons.append(
         Comparison("gateway entity c=1 p99 (ms)", "goal 3 ms", "<= 3", p99["gateway entity c=1"])
     )
+    # Context: the same figures for the bare relay, and the gateway against it.
+    report.compare(rates[f"{RELAY} inline c=8"], rates["mlflow models serve c=8"], "")
+    for kind in ("inline", "entity"):
+        for concurrency in CONCURRENCY:
+            report.compare(
+                rates[f"gateway {kind} c={concurrency}"],
+                rates[f"{RELAY} {kind} c={concurrency}"],
+                "",
+            )
+    for name in ("p50", "p99"):
+        figure = (p50 if name == "p50" else p99)[f"{RELAY} entity c=1"]
+        report.comparisons.append(Comparison(f"{RELAY} entity c=1 {name} (ms)", "", "", figure))
     report.emit(args.json)
     shutil.rmtree(state, ignore_errors=True)
     return 0

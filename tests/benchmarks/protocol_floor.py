@@ -1,11 +1,16 @@
-"""The protocol floor: a bare grpc.aio server that answers ModelInfer with zeros.
+"""The protocol floor: bare grpc.aio servers, no model, no checks, no interceptors.
 
     python -m benchmarks.protocol_floor  # serves on 127.0.0.1:$FLOOR_PORT
 
-No model, no checks, no batching, no interceptors: what one Python gRPC hop costs on
-this machine with the same client (tritonclient) and the same messages. The serving
-benchmarks measure it beside wavepod, so a figure reads against what Python gRPC itself
-allows here, not only against a peer.
+- ModelInfer answered with zeros: what one Python gRPC hop costs on this machine with
+  the same client (tritonclient) and the same messages.
+- With FLOOR_RELAY_TO=<address of a zeros server>, also the gateway's Predict as a bare
+  relay: one ModelInfer to that server per request (inline rows), two in a row for
+  entity ids (the online-feature lookup's hop, then inference's), zeros back. What the
+  gateway's two or three hops cost with nothing else done.
+
+The serving benchmarks measure these beside wavepod, so a figure reads against what
+Python gRPC itself allows here, not only against a peer.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import os
 import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from wavepod.runtime import unbuilt
 
 
 class ZerosServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -37,13 +45,44 @@ class ZerosServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-async def serve(port: int) -> None:
+_GatewayBase = unbuilt(
+    gateway_pb2_grpc.GatewayServiceServicer,
+    gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"],
+    "the relay answers Predict only",
+)
+
+
+class RelayServicer(_GatewayBase):  # type: ignore[valid-type,misc]
+    def __init__(self, floor: service_pb2_grpc.GRPCInferenceServiceStub) -> None:
+        self._floor = floor
+
+    async def Predict(
+        self, request: gateway_pb2.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> gateway_pb2.PredictResponse:
+        rows = len(request.entity_ids) or len(request.rows)
+        infer = service_pb2.ModelInferRequest(model_name="floor")
+        tensor = infer.inputs.add(name="features", datatype="FP32")
+        tensor.shape.extend([rows, 1])
+        infer.raw_input_contents.append(np.zeros(rows, np.float32).tobytes())
+        if request.entity_ids:
+            await self._floor.ModelInfer(infer, timeout=30)
+        await self._floor.ModelInfer(infer, timeout=30)
+        return gateway_pb2.PredictResponse(
+            predictions=[gateway_pb2.Prediction(value=0.0) for _ in range(rows)]
+        )
+
+
+async def serve(port: int, relay_to: str) -> None:
     server = grpc.aio.server()
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(ZerosServicer(), server)
+    if relay_to:
+        channel = grpc.aio.insecure_channel(relay_to)
+        relay = RelayServicer(service_pb2_grpc.GRPCInferenceServiceStub(channel))
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(relay, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(os.environ["FLOOR_PORT"])))
+    asyncio.run(serve(int(os.environ["FLOOR_PORT"]), os.environ.get("FLOOR_RELAY_TO", "")))

@@ -142,10 +142,11 @@ async def wait_http(
 
 
 @contextmanager
-def protocol_floor(timeout: float = 60) -> Iterator[str]:
-    """Runs benchmarks.protocol_floor (a bare ModelInfer server) as a process; its address."""
+def protocol_floor(relay_to: str = "", timeout: float = 60) -> Iterator[str]:
+    """Runs benchmarks.protocol_floor (a bare ModelInfer server; with `relay_to`, also a
+    bare gateway relaying to that one) as a process; its address."""
     port = free_port()
-    env = {**os.environ, "FLOOR_PORT": str(port)}
+    env = {**os.environ, "FLOOR_PORT": str(port), "FLOOR_RELAY_TO": relay_to}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.protocol_floor"], env=env)
     address = f"127.0.0.1:{port}"
