@@ -61,26 +61,28 @@ def test_compose_config_passes_in_each_profile(profile: str, extra: tuple[str, .
     for name in ("gateway", "feature", "trainer", "evaluator"):
         token = services[name]["environment"][f"WAVEPOD_{name.upper()}_AUTH_TOKEN_FILE"]
         assert token == f"/run/secrets/{name}_token", name
-    # Ingest's catalog is in PostgreSQL under a role of its own, created on first start
-    # by the script PostgreSQL runs; the password is a secret, not part of the URL.
+    # Ingest's catalog is in PostgreSQL under a role of its own, made (where missing) by
+    # the setup job before ingest starts; the password is a secret, not part of the URL.
     ingest = services["ingest"]["environment"]
     assert ingest["WAVEPOD_INGEST_CATALOG"] == "postgresql://ingest@postgres:5432/ingest_catalog"
     assert ingest["WAVEPOD_INGEST_CATALOG_PASSWORD_REF"] == (
         "file:/run/secrets/ingest_catalog_password"
     )
-    assert services["ingest"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    postgres = services["postgres"]
-    init = next(
-        Path(v["source"])
-        for v in postgres["volumes"]
-        if v["target"] == "/docker-entrypoint-initdb.d"
-    )
-    script = (init / "ingest-catalog.sh").read_text()
-    assert "CREATE ROLE ingest LOGIN" in script and "DATABASE ingest_catalog OWNER ingest" in script
-    assert "ingest_catalog_password" in " ".join(postgres["entrypoint"])
-    assert {"postgres_password", "ingest_catalog_password"} <= {
-        s["source"] for s in postgres["secrets"]
+    for needs_setup in ("ingest", "mlflow"):
+        condition = services[needs_setup]["depends_on"]["postgres-setup"]["condition"]
+        assert condition == "service_completed_successfully", needs_setup
+    setup = services["postgres-setup"]
+    assert setup["depends_on"]["postgres"]["condition"] == "service_healthy"
+    scripts = next(Path(v["source"]) for v in setup["volumes"] if v["target"] == "/postgres-init")
+    assert sorted(p.name for p in scripts.glob("*.sh")) == ["ingest-catalog.sh", "mlflow-auth.sh"]
+    assert "/postgres-init/*.sh" in " ".join(setup["entrypoint"])
+    assert {s["source"] for s in setup["secrets"]} == {
+        "postgres_password",
+        "ingest_catalog_password",
     }
+    # The database server itself holds only its own password.
+    postgres = services["postgres"]
+    assert {s["source"] for s in postgres["secrets"]} == {"postgres_password"}
     # The online store asks for a password, which the feature service reads from a secret.
     feature = services["feature"]["environment"]
     assert (
