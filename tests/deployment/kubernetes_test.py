@@ -1,7 +1,8 @@
 """deploy/k8s: the committed manifests are what the generator makes from the Compose
-stack, valid against the Kubernetes API's schemas (strict: no unknown fields), and carry
-what a reviewer of a cluster would check: least privilege, probes, one secret each, and
-network access only from each service's callers."""
+stack (wavepod's six services, MLflow and the job that makes its users), valid against
+the Kubernetes API's schemas (strict: no unknown fields), and carry what a reviewer of a
+cluster would check: least privilege, probes, one secret each, and network access only
+from each service's callers."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from deployment.compose_support import COMPOSE_DIR, WAVEPOD
 
-from wavepod.deploy.kubernetes import OUTPUT, PORTS, render
+from wavepod.deploy.kubernetes import HTTP_PORTS, OUTPUT, PORTS, SERVED, render
 
 K8S = Path("deploy/k8s")
 # Who may reach each service (from the addresses each is configured with in Compose).
@@ -24,6 +25,7 @@ CALLERS = {
     "trainer": {"evaluator"},
     "inference": {"gateway", "evaluator"},
     "evaluator": set(),  # operators only
+    "mlflow": {"trainer", "evaluator", "inference", "gateway", "mlflow-users"},
 }
 
 
@@ -54,7 +56,7 @@ def test_each_service_runs_with_least_privilege_and_its_own_secrets() -> None:
     compose = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())["services"]
     deployments, services = by_kind("Deployment"), by_kind("Service")
     accounts = by_kind("ServiceAccount")
-    assert set(deployments) == set(services) == set(accounts) == set(WAVEPOD)
+    assert set(deployments) == set(services) == set(accounts) == {*WAVEPOD, *HTTP_PORTS}
     # Each service listens where its callers dial it in Compose.
     dialled = {
         (m.group(1), int(m.group(2)))
@@ -63,7 +65,7 @@ def test_each_service_runs_with_least_privilege_and_its_own_secrets() -> None:
         if (m := re.search(rf"(?:^|//)({'|'.join(WAVEPOD)}):(\d+)", str(value)))
     }
     assert dialled and all(PORTS[name] == port for name, port in dialled), dialled
-    for name in WAVEPOD:
+    for name in SERVED:
         pod = deployments[name]["spec"]["template"]["spec"]
         [container] = pod["containers"]
         assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"]
@@ -73,7 +75,17 @@ def test_each_service_runs_with_least_privilege_and_its_own_secrets() -> None:
         assert context["readOnlyRootFilesystem"] and not context["allowPrivilegeEscalation"]
         assert context["capabilities"]["drop"] == ["ALL"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == PORTS[name], (name, probe)
+            if name in PORTS:
+                assert container[probe]["grpc"]["port"] == PORTS[name], (name, probe)
+            else:  # MLflow: HTTP, with a Host header it accepts (its allowed hosts)
+                check = container[probe]["httpGet"]
+                assert check["path"] == "/health" and check["port"] == "http", (name, probe)
+                [host] = [h["value"] for h in check["httpHeaders"] if h["name"] == "Host"]
+                allowed = compose[name]["environment"]["WAVEPOD_MLFLOW_ALLOWED_HOSTS"]
+                assert f"{host.split(':')[0]}:*" in allowed.split(","), (host, allowed)
+        # Only wavepod's own services share the state volume.
+        claims = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+        assert bool(claims) == (name in PORTS), name
         # The same configuration as Compose, and only the secrets Compose gives it.
         assert {e["name"] for e in container["env"]} == set(compose[name]["environment"])
         mounted = [v["secret"]["items"] for v in pod["volumes"] if "secret" in v]
@@ -102,4 +114,18 @@ def test_only_a_services_callers_may_reach_it() -> None:
             for peer in rule["from"]
         }
         assert allowed - {None} == callers, name
-        assert rule["ports"] == [{"protocol": "TCP", "port": PORTS[name]}]
+        assert rule["ports"] == [{"protocol": "TCP", "port": SERVED[name]}]
+
+
+def test_mlflows_users_are_made_by_a_job_as_compose_makes_them() -> None:
+    compose = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())["services"]
+    job = by_kind("Job")["mlflow-users"]["spec"]
+    pod = job["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "wavepod/mlflow:latest"
+    assert container["args"] == compose["mlflow-users"]["command"]
+    assert pod["restartPolicy"] == "OnFailure" and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["readOnlyRootFilesystem"]
+    [mounted] = [v["secret"]["items"] for v in pod["volumes"] if "secret" in v]
+    assert sorted(i["key"] for i in mounted) == sorted(compose["mlflow-users"]["secrets"])

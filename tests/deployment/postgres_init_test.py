@@ -16,7 +16,8 @@ from ingest.catalog import Catalog
 from wavepod.duck import AttachError
 from wavepod.testing.postgres import postgres_server
 
-SCRIPTS = sorted(Path("deploy/compose/postgres-init").glob("*.sh"))  # the image's order
+# In the order the job's shell glob runs them.
+SCRIPTS = sorted(Path("deploy/compose/postgres-init").glob("*.sh"))
 SUPERUSER_PASSWORD, FIRST_PASSWORD, ROTATED_PASSWORD = (
     "postgres-secret",
     "ingest-secret",

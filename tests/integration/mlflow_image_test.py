@@ -1,6 +1,8 @@
 """The wavepod/mlflow image serves MLflow on PostgreSQL with wavepod's users, as Compose
 runs it: secrets from mounted files, the stores named by WAVEPOD_MLFLOW_*, the users made
-by the same image's `provision` command.
+by the same image's `provision` command. Both run as deploy/k8s runs them too: a
+read-only root filesystem with a scratch /tmp, no capabilities, no privilege escalation,
+and the server answers the manifest's health probe (its Host header included).
 
 Needs a Docker daemon (DOCKER_HOST) and PostgreSQL's binaries; .ci/run provides both.
 """
@@ -30,6 +32,13 @@ SECRETS = {
     "operator_mlflow_password": "operator-secret-a71b",
 }
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# How deploy/k8s/wavepod.yaml's security contexts run the image.
+LOCKED_DOWN = (
+    "--read-only",
+    "--tmpfs=/tmp:exec,uid=65532,gid=65532",  # an emptyDir: the PEX unpacks there
+    "--cap-drop=ALL",
+    "--security-opt=no-new-privileges",
+)
 
 
 def _status(url: str, user: str = "", password: str = "", host: str = "") -> int:
@@ -79,6 +88,7 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
         "run",
         "-d",
         "--network=host",
+        *LOCKED_DOWN,
         "-v",
         f"{secrets}:/run/secrets:ro",
         "-e",
@@ -96,7 +106,7 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
         "-e",
         "WAVEPOD_MLFLOW_SECRET_KEY_FILE=/run/secrets/mlflow_secret_key",
         "-e",
-        f"WAVEPOD_MLFLOW_ALLOWED_HOSTS=mlflow:{port},127.0.0.1:*",
+        f"WAVEPOD_MLFLOW_ALLOWED_HOSTS=mlflow:{port},localhost:*,127.0.0.1:*",
         tag,
     )
     try:
@@ -105,6 +115,8 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
             running = docker("inspect", "--format", "{{.State.Running}}", container)
             assert running == "true" and time.monotonic() < deadline, docker("logs", container)
             time.sleep(1)
+        # The Kubernetes probe's request: it names localhost, as the manifest says.
+        assert _status(f"{url}/health", host=f"localhost:{port}") == 200
 
         # Nobody gets in unsigned; the users come from the image's `provision` command.
         assert _status(url + SEARCH) == 401
@@ -114,6 +126,7 @@ def test_the_mlflow_image_serves_wavepods_users_on_postgresql(secrets: Path, dat
             "run",
             "--rm",
             "--network=host",
+            *LOCKED_DOWN,
             "-v",
             f"{secrets}:/run/secrets:ro",
             tag,

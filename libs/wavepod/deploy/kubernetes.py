@@ -15,7 +15,11 @@ labelled `wavepod.io/operator: "true"` (an operator's toolbox; `kubectl port-for
 works too). The gateway alone is open, behind a LoadBalancer. Everything else in the
 namespace is denied by default.
 
-The backing services (PostgreSQL, Redis, MLflow, MinIO or S3, the OpenTelemetry
+MLflow runs from wavepod's own image the same way (an HTTP health probe; no state
+volume: its stores are PostgreSQL and the artifact bucket), reachable only from the
+services configured to call it and the `mlflow-users` Job, which makes wavepod's MLflow
+users as Compose's job does (run it again after rotating a password: delete the Job and
+apply). The other backing services (PostgreSQL, Redis, MinIO or S3, the OpenTelemetry
 Collector) are the platform's: managed ones behind Services of the Compose names
 (`ExternalName` works), or charts of their own. State is one ReadWriteMany claim, as
 Compose shares one volume; `fsGroup` makes it the services' own (Compose's `state-init`).
@@ -42,6 +46,12 @@ PORTS = {
     "inference": 8001,
     "gateway": 50050,
 }
+# Served over HTTP, from wavepod's images too: the health path each answers.
+HTTP_PORTS = {"mlflow": 5000}
+HTTP_HEALTH = {"mlflow": "/health"}
+SERVED = {**PORTS, **HTTP_PORTS}
+# One-shot jobs of the Compose stack that run in the cluster too: the service they serve.
+JOBS = {"mlflow-users": "mlflow"}
 UID = 65532  # the images' user
 STATE_CLAIM = "wavepod-state"
 SECRET = "wavepod-secrets"  # made from deploy/compose/secrets (see the README)
@@ -62,13 +72,48 @@ def _labels(service: str) -> dict[str, str]:
 def callers(services: dict[str, Any]) -> dict[str, set[str]]:
     """Who calls whom: a service calls another when an address in its environment names
     it (`feature:50052`, `ingest://ingest:50051`)."""
-    found: dict[str, set[str]] = {name: set() for name in PORTS}
+    found: dict[str, set[str]] = {name: set() for name in SERVED}
     for caller in PORTS:
         for value in services[caller].get("environment", {}).values():
-            for callee in PORTS:
+            for callee in SERVED:
                 if callee != caller and re.search(rf"(^|//){callee}:\d", _interpolate(str(value))):
                     found[callee].add(caller)
+    for job, serves in JOBS.items():
+        found[serves].add(job)
     return found
+
+
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _secrets_volume(secrets: list[str]) -> dict[str, Any]:
+    return {
+        "name": "secrets",
+        "secret": {
+            "secretName": SECRET,
+            "defaultMode": 0o440,  # root-owned, group fsGroup: the service's
+            "items": [{"key": s, "path": s} for s in secrets],
+        },
+    }
+
+
+SECRETS_MOUNT = {"name": "secrets", "mountPath": "/run/secrets", "readOnly": True}
+TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}  # PEX_ROOT and HOME
 
 
 def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
@@ -81,16 +126,25 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
             )
         env.append({"name": key, "value": text})
     secrets = sorted(service.get("secrets", []))
-    port = PORTS[name]
+    port = SERVED[name]
+    stateful = name in PORTS  # wavepod's services share the state volume; MLflow does not
 
     def probe(**fields: int) -> dict[str, Any]:
-        return {"grpc": {"port": port}, "periodSeconds": 10, **fields}
+        if stateful:
+            return {"grpc": {"port": port}, "periodSeconds": 10, **fields}
+        # MLflow accepts only the Host headers it is configured with (DNS rebinding).
+        check = {
+            "path": HTTP_HEALTH[name],
+            "port": "http",
+            "httpHeaders": [{"name": "Host", "value": f"localhost:{port}"}],
+        }
+        return {"httpGet": check, "periodSeconds": 10, **fields}
 
     container = {
         "name": name,
         "image": f"wavepod/{name}:latest",
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "grpc", "containerPort": port}],
+        "ports": [{"name": "grpc" if stateful else "http", "containerPort": port}],
         "env": env,
         "startupProbe": probe(failureThreshold=60),  # a PEX unpacks on first start
         "readinessProbe": probe(),
@@ -99,36 +153,22 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
             "requests": {"cpu": "250m", "memory": "512Mi"},
             "limits": {"memory": MEMORY_LIMIT.get(name, "2Gi")},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": _container_security(),
         "volumeMounts": [
-            {"name": "state", "mountPath": "/var/lib/wavepod"},
-            {"name": "tmp", "mountPath": "/tmp"},  # PEX_ROOT and HOME
-            *(
-                [{"name": "secrets", "mountPath": "/run/secrets", "readOnly": True}]
-                if secrets
-                else []
-            ),
+            *([{"name": "state", "mountPath": "/var/lib/wavepod"}] if stateful else []),
+            TMP_MOUNT,
+            *([SECRETS_MOUNT] if secrets else []),
         ],
     }
     volumes: list[dict[str, Any]] = [
-        {"name": "state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}},
+        *(
+            [{"name": "state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}}]
+            if stateful
+            else []
+        ),
         {"name": "tmp", "emptyDir": {}},
+        *([_secrets_volume(secrets)] if secrets else []),
     ]
-    if secrets:
-        volumes.append(
-            {
-                "name": "secrets",
-                "secret": {
-                    "secretName": SECRET,
-                    "defaultMode": 0o440,  # root-owned, group fsGroup: the service's
-                    "items": [{"key": s, "path": s} for s in secrets],
-                },
-            }
-        )
     grace = int(str(service.get("stop_grace_period", "30s")).rstrip("s"))
     return {
         "apiVersion": "apps/v1",
@@ -143,13 +183,7 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
                     "serviceAccountName": name,
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": grace + 5,  # drain, then flush
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": UID,
-                        "runAsGroup": UID,
-                        "fsGroup": UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": _pod_security(),
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -158,8 +192,43 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _job(name: str, service: dict[str, Any]) -> dict[str, Any]:
+    """A Compose one-shot job (its image's command) as a Job: retried until it succeeds."""
+    secrets = sorted(service.get("secrets", []))
+    image = _interpolate(str(service["image"])).rsplit(":", 1)[0]
+    container = {
+        "name": name,
+        "image": f"{image}:latest",
+        "imagePullPolicy": "IfNotPresent",
+        "args": [_interpolate(str(a)) for a in service["command"]],
+        "securityContext": _container_security(),
+        "volumeMounts": [TMP_MOUNT, *([SECRETS_MOUNT] if secrets else [])],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": _labels(name)},
+        "spec": {
+            "backoffLimit": 10,  # until the service it provisions answers
+            "template": {
+                "metadata": {"labels": _labels(name)},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "automountServiceAccountToken": False,
+                    "securityContext": _pod_security(),
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {}},
+                        *([_secrets_volume(secrets)] if secrets else []),
+                    ],
+                },
+            },
+        },
+    }
+
+
 def _network_policy(name: str, calling: set[str]) -> dict[str, Any]:
-    port = [{"protocol": "TCP", "port": PORTS[name]}]
+    port = [{"protocol": "TCP", "port": SERVED[name]}]
     if name == "gateway":  # the one external surface (bearer tokens)
         rules: list[dict[str, Any]] = [{"ports": port}]
     else:
@@ -197,7 +266,7 @@ def manifests(compose: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "resources": {"requests": {"storage": "50Gi"}},
         },
     }
-    for name in PORTS:
+    for name in SERVED:
         yield {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -214,15 +283,18 @@ def manifests(compose: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 "selector": {"app.kubernetes.io/name": name},
                 "ports": [
                     {
-                        "name": "grpc",
-                        "port": PORTS[name],
-                        "targetPort": "grpc",
-                        "appProtocol": "grpc",
+                        "name": protocol,
+                        "port": SERVED[name],
+                        "targetPort": protocol,
+                        "appProtocol": protocol,
                     }
+                    for protocol in ["grpc" if name in PORTS else "http"]
                 ],
             },
         }
         yield _network_policy(name, calls[name])
+    for job in JOBS:
+        yield _job(job, services[job])
 
 
 def render(compose_file: Path = COMPOSE) -> str:
