@@ -1,15 +1,16 @@
 """Scheduling requests onto a model: Triton's dynamic batcher, or one run per request.
 
 With dynamic batching the shared Coalescer (wavepod.runtime.batching) gathers rows; each
-batch runs as one ONNX Runtime call and each caller gets its own rows back.
+batch runs as one ONNX Runtime call and each caller gets its own rows back. Queue time,
+compute time and batch size are recorded as OpenTelemetry histograms and in Triton's
+statistics shape.
 
-Where a batch runs: a call that ONNX Runtime answers within `inline_budget_s` (judged by
-the fastest earlier call of a similar size) runs on the event loop; a longer one goes to
-one of the model's instances (threads). Handing a call to a thread and back costs more
-than a small tree ensemble's whole run: on 2 cores under load, single-row requests at 64
-in flight went from 1,514 to 2,514 a second without the hop. The first call of each size
-runs on a thread, which measures it. Queue time, compute time and batch size are recorded as
-OpenTelemetry histograms and in Triton's statistics shape.
+Where a call runs: one that ONNX Runtime answers within `inline_budget_s` (judged by the
+fastest earlier call of a similar size) runs on the event loop; a longer one goes to one
+of the model's instances (threads). Handing a call to a thread and back costs more than
+a small tree ensemble's whole run: on 2 cores, unbatched single-row requests at 64 in
+flight went from 1,559 to 2,243 a second without the hop (full benchmark, A/B). The
+first call of each size runs on a thread, which measures it.
 """
 
 from __future__ import annotations

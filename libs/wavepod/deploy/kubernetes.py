@@ -127,10 +127,11 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
         env.append({"name": key, "value": text})
     secrets = sorted(service.get("secrets", []))
     port = SERVED[name]
-    stateful = name in PORTS  # wavepod's services share the state volume; MLflow does not
+    # wavepod's gRPC services share the state volume; MLflow (HTTP) keeps nothing on disk.
+    grpc_service = name in PORTS
 
     def probe(**fields: int) -> dict[str, Any]:
-        if stateful:
+        if grpc_service:
             return {"grpc": {"port": port}, "periodSeconds": 10, **fields}
         # MLflow accepts only the Host headers it is configured with (DNS rebinding).
         check = {
@@ -144,7 +145,7 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
         "name": name,
         "image": f"wavepod/{name}:latest",
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "grpc" if stateful else "http", "containerPort": port}],
+        "ports": [{"name": "grpc" if grpc_service else "http", "containerPort": port}],
         "env": env,
         "startupProbe": probe(failureThreshold=60),  # a PEX unpacks on first start
         "readinessProbe": probe(),
@@ -155,15 +156,15 @@ def _deployment(name: str, service: dict[str, Any]) -> dict[str, Any]:
         },
         "securityContext": _container_security(),
         "volumeMounts": [
-            *([{"name": "state", "mountPath": "/var/lib/wavepod"}] if stateful else []),
-            TMP_MOUNT,
-            *([SECRETS_MOUNT] if secrets else []),
+            *([{"name": "state", "mountPath": "/var/lib/wavepod"}] if grpc_service else []),
+            dict(TMP_MOUNT),
+            *([dict(SECRETS_MOUNT)] if secrets else []),
         ],
     }
     volumes: list[dict[str, Any]] = [
         *(
             [{"name": "state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}}]
-            if stateful
+            if grpc_service
             else []
         ),
         {"name": "tmp", "emptyDir": {}},
@@ -202,7 +203,7 @@ def _job(name: str, service: dict[str, Any]) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "args": [_interpolate(str(a)) for a in service["command"]],
         "securityContext": _container_security(),
-        "volumeMounts": [TMP_MOUNT, *([SECRETS_MOUNT] if secrets else [])],
+        "volumeMounts": [dict(TMP_MOUNT), *([dict(SECRETS_MOUNT)] if secrets else [])],
     }
     return {
         "apiVersion": "batch/v1",
