@@ -211,10 +211,10 @@ async def main() -> int:
         )
     )
     report.comparisons.append(
-        Comparison("gateway entity c=1 p50 (ms)", "goal 1 ms", "<= 1", p50["gateway entity c=1"])
+        Comparison("gateway entity c=1 p50", "goal 1 ms", "<= 1", p50["gateway entity c=1"], "ms")
     )
     report.comparisons.append(
-        Comparison("gateway entity c=1 p99 (ms)", "goal 3 ms", "<= 3", p99["gateway entity c=1"])
+        Comparison("gateway entity c=1 p99", "goal 3 ms", "<= 3", p99["gateway entity c=1"], "ms")
     )
     # Context: the same figures for the bare relay, and the gateway against it.
     report.compare(rates[f"{RELAY} inline c=8"], rates["mlflow models serve c=8"], "")
@@ -227,7 +227,7 @@ async def main() -> int:
             )
     for name in ("p50", "p99"):
         figure = (p50 if name == "p50" else p99)[f"{RELAY} entity c=1"]
-        report.comparisons.append(Comparison(f"{RELAY} entity c=1 {name} (ms)", "", "", figure))
+        report.comparisons.append(Comparison(f"{RELAY} entity c=1 {name}", "", "", figure, "ms"))
     report.emit(args.json)
     shutil.rmtree(state, ignore_errors=True)
     return 0

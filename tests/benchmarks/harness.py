@@ -50,6 +50,14 @@ class Comparison:
     peer: str
     goal: str  # e.g. ">= 0.8" (wavepod rate / peer rate); "" for an informative ratio
     ratio: float
+    # "x" for a ratio; an absolute figure (a latency, a duration, a count) gives its unit.
+    unit: str = "x"
+
+    @property
+    def shown(self) -> str:
+        if self.unit == "x":
+            return f"{self.ratio:.2f}x"
+        return f"{self.ratio:.3g} {self.unit}".rstrip()
 
     @property
     def met(self) -> bool | None:
@@ -133,14 +141,17 @@ class Report:
                     lat.name, f"{lat.calls:,}", f"{lat.p50_ms:.3f}", f"{lat.p99_ms:.3f}"
                 )
             console.print(latencies)
-        ratios = Table(title="wavepod speed-up over the peer (rows/s or p99; above 1: faster)")
-        for column in ("wavepod", "peer", "ratio", "goal", "met"):
+        ratios = Table(
+            title="wavepod speed-up over the peer (rows/s or p99; above 1: faster),"
+            " and absolute figures against their goals"
+        )
+        for column in ("wavepod", "peer", "figure", "goal", "met"):
             ratios.add_column(column)
         for c in self.comparisons:
             ratios.add_row(
                 c.wavepod,
                 c.peer,
-                f"{c.ratio:.2f}x",
+                c.shown,
                 c.goal,
                 {True: "yes", False: "NO", None: "-"}[c.met],
             )
