@@ -137,7 +137,7 @@ class Scheduler:
     async def _run(self, inputs: Tensors, rows: int) -> Outputs:
         size = rows.bit_length()
         known = self._seconds_per_row.get(size)
-        if known is not None and known * rows <= self.inline_budget_s:
+        if self.inline_budget_s and known is not None and known * rows <= self.inline_budget_s:
             outputs, seconds = _timed_run(self.model, inputs)
         else:
             loop = asyncio.get_running_loop()
