@@ -321,11 +321,15 @@ def test_outgoing_calls_get_a_default_deadline() -> None:
     assert time.monotonic() - started < 2.5
 
 
-def test_sigterm_drains_in_flight_calls_flushes_and_exits_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+def test_sigterm_drains_in_flight_calls_flushes_and_exits_zero(
+    tmp_path: Path, event_loop: str
+) -> None:
     marker = tmp_path / "flushed"
     env = {
         "PROBE_FLUSH_MARKER": str(marker),
         "WAVEPOD_PROBE_DRAIN_SECONDS": "5",
+        "WAVEPOD_PROBE_EVENT_LOOP": event_loop,
     }
     with service_process("wavepod.runtime.testing.probe", "probe", env) as proc:
         result: dict[str, object] = {}
@@ -355,6 +359,8 @@ def test_sigterm_drains_in_flight_calls_flushes_and_exits_zero(tmp_path: Path) -
         lines = [json.loads(line) for line in proc.logs().splitlines() if line.startswith("{")]
         assert any(line["msg"] == "draining" for line in lines)
         assert all(line["service"] == "probe" for line in lines)
+        serving = next(line for line in lines if line["msg"] == "serving")
+        assert serving["event_loop"] == event_loop
 
 
 def test_logs_carry_trace_ids_of_the_rpc() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +23,11 @@ class ServiceSettings(BaseSettings):
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port (tests).")
     drain_seconds: float = Field(
         10.0, gt=0, description="On SIGTERM, in-flight calls get this long to finish."
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="uvloop (libuv) spends fewer microseconds per gRPC call than asyncio's"
+        " own loop; asyncio is the fallback.",
     )
     log_level: str = "INFO"
     log_json: bool = True
