@@ -16,7 +16,10 @@ one row per request:
   beyond the relay's own figure is beyond what this transport allows on this machine.
 Goals: inline >= 5x mlflow serve's throughput at concurrency 8 with p99 <= 1/3 of its;
 entity lookup p50 <= 1 ms and p99 <= 3 ms at concurrency 1. The clients share the
-machine with four server processes (2 cores here).
+machine with four server processes (2 cores here). Each run also meters the CPU time of
+the servers a request passes through (gateway and inference, plus the feature service
+for entity ids; mlflow serve with its worker; the relay and its zeros server): CPU per
+answer, compared without a goal, does not depend on the load generator's share.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import polars as pl
 from benchmarks.harness import Comparison, Measurement, Report, parse_args, percentile
 from benchmarks.serving import (
     Call,
+    ServerCpu,
     closed_loop,
     mlflow_call,
     mlflow_serve,
@@ -92,8 +96,8 @@ async def main() -> int:
     p99: dict[str, float] = {}
     p50: dict[str, float] = {}
 
-    def note(name: str, latencies: list[float]) -> None:
-        rates[name] = record(report, name, seconds, latencies)
+    def note(name: str, latencies: list[float], cpu: ServerCpu) -> None:
+        rates[name] = record(report, name, seconds, latencies, cpu)
         p50[name] = percentile(latencies, 0.5) * 1e3
         p99[name] = percentile(latencies, 0.99) * 1e3
 
@@ -150,31 +154,36 @@ async def main() -> int:
             with service_process("gateway.server", "gateway", gateway_env) as gateway:
                 async with grpc.aio.insecure_channel(gateway.address) as channel:
                     stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+                    # Server CPU: the services each path runs through.
+                    inline_path = (gateway.process.pid, inference.process.pid)
                     for concurrency in CONCURRENCY:
-                        latencies, errors = await closed_loop(
-                            inline_call(stub, rows), concurrency, seconds
-                        )
+                        with ServerCpu(*inline_path) as cpu:
+                            latencies, errors = await closed_loop(
+                                inline_call(stub, rows), concurrency, seconds
+                            )
                         assert errors == 0, f"gateway inline: {errors} failed requests"
-                        note(f"gateway inline c={concurrency}", latencies)
+                        note(f"gateway inline c={concurrency}", latencies, cpu)
                     for concurrency in CONCURRENCY:
-                        latencies, errors = await closed_loop(
-                            entity_call(stub, entities), concurrency, seconds
-                        )
+                        with ServerCpu(*inline_path, feature.process.pid) as cpu:
+                            latencies, errors = await closed_loop(
+                                entity_call(stub, entities), concurrency, seconds
+                            )
                         assert errors == 0, f"gateway entity: {errors} failed requests"
-                        note(f"gateway entity c={concurrency}", latencies)
+                        note(f"gateway entity c={concurrency}", latencies, cpu)
                 assert gateway.terminate(timeout=30) == 0
 
-        with protocol_floor() as floor, protocol_floor(relay_to=floor) as relay:
-            async with grpc.aio.insecure_channel(relay) as channel:
+        with protocol_floor() as floor, protocol_floor(relay_to=floor.address) as relay:
+            async with grpc.aio.insecure_channel(relay.address) as channel:
                 stub = gateway_pb2_grpc.GatewayServiceStub(channel)
                 for kind, call in (
                     ("inline", inline_call(stub, rows)),
                     ("entity", entity_call(stub, entities)),
                 ):
                     for concurrency in CONCURRENCY:
-                        latencies, errors = await closed_loop(call, concurrency, seconds)
+                        with ServerCpu(floor.pid, relay.pid) as cpu:
+                            latencies, errors = await closed_loop(call, concurrency, seconds)
                         assert errors == 0, f"{RELAY} {kind}: {errors} failed requests"
-                        note(f"{RELAY} {kind} c={concurrency}", latencies)
+                        note(f"{RELAY} {kind} c={concurrency}", latencies, cpu)
 
         port = free_port()
         serving = mlflow_serve(uri, tracking, port, state)
@@ -185,13 +194,14 @@ async def main() -> int:
                 url = f"http://127.0.0.1:{port}/invocations"
                 encoded = signature.encode_rows(rows)
                 for concurrency in CONCURRENCY:
-                    latencies, errors = await closed_loop(
-                        mlflow_call(client, url, signature.input_name, encoded),
-                        concurrency,
-                        seconds,
-                    )
+                    with ServerCpu(serving.pid) as cpu:
+                        latencies, errors = await closed_loop(
+                            mlflow_call(client, url, signature.input_name, encoded),
+                            concurrency,
+                            seconds,
+                        )
                     assert errors == 0, f"mlflow serve: {errors} failed requests"
-                    note(f"mlflow models serve c={concurrency}", latencies)
+                    note(f"mlflow models serve c={concurrency}", latencies, cpu)
         finally:
             serving.terminate()
             serving.wait(timeout=30)
@@ -216,6 +226,11 @@ async def main() -> int:
     report.comparisons.append(
         Comparison("gateway entity c=1 p99", "goal 3 ms", "<= 3", p99["gateway entity c=1"], "ms")
     )
+    # What an answer costs the servers it passes through (gateway and inference; for
+    # entity ids the feature service too), against mlflow serve's and the bare relay's.
+    for kind in ("inline", "entity"):
+        report.compare_cpu(rates[f"gateway {kind} c=8"], rates["mlflow models serve c=8"])
+        report.compare_cpu(rates[f"gateway {kind} c=8"], rates[f"{RELAY} {kind} c=8"])
     # Context: the same figures for the bare relay, and the gateway against it.
     report.compare(rates[f"{RELAY} inline c=8"], rates["mlflow models serve c=8"], "")
     for kind in ("inline", "entity"):

@@ -38,10 +38,18 @@ class Measurement:
     name: str
     rows: int
     seconds: float
+    # CPU seconds the serving processes spent meanwhile (None: not metered).
+    server_cpu_seconds: float | None = None
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else float("inf")
+
+    @property
+    def server_cpu_ms_per_row(self) -> float | None:
+        if self.server_cpu_seconds is None or not self.rows:
+            return None
+        return self.server_cpu_seconds * 1e3 / self.rows
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,15 @@ class Report:
         self.latencies.append(found)
         return found
 
+    def compare_cpu(self, wavepod: Measurement, peer: Measurement) -> None:
+        """Ratio: the peer's server CPU per row over wavepod's (above 1: wavepod is cheaper).
+        Informative: it does not depend on the share of the machine the load generator took."""
+        ours, theirs = wavepod.server_cpu_ms_per_row, peer.server_cpu_ms_per_row
+        assert ours and theirs, f"no server CPU metered for {wavepod.name} or {peer.name}"
+        self.comparisons.append(
+            Comparison(f"{wavepod.name} (server CPU/row)", peer.name, "", theirs / ours)
+        )
+
     def compare_latency(self, wavepod: Latency, peer: Latency, goal: str) -> None:
         """Ratio: the peer's p99 over wavepod's (above 1: wavepod is faster)."""
         self.comparisons.append(
@@ -126,10 +143,16 @@ class Report:
     def emit(self, path: Path | None) -> None:
         console = Console()
         table = Table(title=f"{self.benchmark} ({self.size})")
-        for column in ("run", "rows", "seconds", "rows/s"):
+        metered = any(m.server_cpu_seconds is not None for m in self.measurements)
+        columns = ("run", "rows", "seconds", "rows/s") + (("server CPU ms/row",) if metered else ())
+        for column in columns:
             table.add_column(column, justify="right" if column != "run" else "left")
         for m in self.measurements:
-            table.add_row(m.name, f"{m.rows:,}", f"{m.seconds:.2f}", f"{m.rows_per_second:,.0f}")
+            cells = [m.name, f"{m.rows:,}", f"{m.seconds:.2f}", f"{m.rows_per_second:,.0f}"]
+            if metered:
+                cpu = m.server_cpu_ms_per_row
+                cells.append("" if cpu is None else f"{cpu:.3f}")
+            table.add_row(*cells)
         if self.measurements:
             console.print(table)
         if self.latencies:
@@ -142,8 +165,8 @@ class Report:
                 )
             console.print(latencies)
         ratios = Table(
-            title="wavepod speed-up over the peer (rows/s or p99; above 1: faster),"
-            " and absolute figures against their goals"
+            title="wavepod speed-up over the peer (rows/s, p99 or server CPU per row; above 1:"
+            " better), and absolute figures against their goals"
         )
         for column in ("wavepod", "peer", "figure", "goal", "met"):
             ratios.add_column(column)
@@ -165,7 +188,11 @@ class Report:
                         "size": self.size,
                         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                         "measurements": [
-                            {**asdict(m), "rows_per_second": m.rows_per_second}
+                            {
+                                **asdict(m),
+                                "rows_per_second": m.rows_per_second,
+                                "server_cpu_ms_per_row": m.server_cpu_ms_per_row,
+                            }
                             for m in self.measurements
                         ],
                         "latencies": [asdict(lat) for lat in self.latencies],

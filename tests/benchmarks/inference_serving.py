@@ -12,7 +12,9 @@ clients with 1, 8 and 64 requests in flight, one row per request:
 - a bare grpc.aio server answering ModelInfer with zeros (the protocol floor: what one
   Python gRPC hop with this client costs here; benchmarks/protocol_floor.py).
 Goals: >= 3x mlflow serve's throughput at concurrency 8; dynamic batching >= 2x the
-throughput of batching off at concurrency 64 with no worse p99.
+throughput of batching off at concurrency 64 with no worse p99. Each run also meters the
+server's CPU time (mlflow serve's with its worker): CPU per answer, what serving costs
+whatever share of the machine the load generator took, is compared without a goal.
 
 Then a swap: publish version 2 while 8 clients call, load it, and time publish -> the
 first answer from version 2, counting failed requests (goal <= 1 s, none).
@@ -45,6 +47,7 @@ import tritonclient.grpc.aio as triton_aio
 from benchmarks.harness import Comparison, Measurement, Report, percentile
 from benchmarks.serving import (
     Call,
+    ServerCpu,
     closed_loop,
     mlflow_call,
     mlflow_serve,
@@ -144,8 +147,10 @@ async def main(args: argparse.Namespace) -> int:
     rates: dict[str, dict[int, Measurement]] = {}
     p99: dict[str, dict[int, float]] = {}
 
-    def note(name: str, concurrency: int, latencies: list[float]) -> None:
-        m = record(report, f"{name} c={concurrency}", seconds, latencies)
+    def note(
+        name: str, concurrency: int, latencies: list[float], cpu: ServerCpu | None = None
+    ) -> None:
+        m = record(report, f"{name} c={concurrency}", seconds, latencies, cpu)
         rates.setdefault(name, {})[concurrency] = m
         p99.setdefault(name, {})[concurrency] = percentile(latencies, 0.99)
 
@@ -178,22 +183,24 @@ async def main(args: argparse.Namespace) -> int:
                 ("wavepod no batching", UNBATCHED),
             ):
                 for concurrency in CONCURRENCY:
-                    latencies, errors = await closed_loop(
-                        triton_call(client, model_name, rows), concurrency, seconds
-                    )
+                    with ServerCpu(proc.process.pid) as cpu:
+                        latencies, errors = await closed_loop(
+                            triton_call(client, model_name, rows), concurrency, seconds
+                        )
                     assert errors == 0, f"{name}: {errors} failed requests"
-                    note(name, concurrency, latencies)
+                    note(name, concurrency, latencies, cpu)
         swap_seconds, swap_failures = await swap(proc.address, repository, rows)
         assert proc.terminate(timeout=30) == 0
 
-    with protocol_floor() as address:
-        async with triton_aio.InferenceServerClient(url=address) as client:
+    with protocol_floor() as bare:
+        async with triton_aio.InferenceServerClient(url=bare.address) as client:
             for concurrency in CONCURRENCY:
-                latencies, errors = await closed_loop(
-                    triton_call(client, BATCHED, rows), concurrency, seconds
-                )
+                with ServerCpu(bare.pid) as cpu:
+                    latencies, errors = await closed_loop(
+                        triton_call(client, BATCHED, rows), concurrency, seconds
+                    )
                 assert errors == 0, f"protocol floor: {errors} failed requests"
-                note(FLOOR, concurrency, latencies)
+                note(FLOOR, concurrency, latencies, cpu)
 
     with mlflow_server(state / "mlflow") as tracking:
         uri = register_onnx(tracking, model.proto, FEATURES, INPUT, OUTPUT, "bench-tree")
@@ -205,13 +212,16 @@ async def main(args: argparse.Namespace) -> int:
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
             async with httpx.AsyncClient(limits=limits, timeout=30) as client:
                 for concurrency in CONCURRENCY:
-                    latencies, errors = await closed_loop(
-                        mlflow_call(client, f"http://127.0.0.1:{port}/invocations", INPUT, rows),
-                        concurrency,
-                        seconds,
-                    )
+                    with ServerCpu(serving.pid) as cpu:
+                        latencies, errors = await closed_loop(
+                            mlflow_call(
+                                client, f"http://127.0.0.1:{port}/invocations", INPUT, rows
+                            ),
+                            concurrency,
+                            seconds,
+                        )
                     assert errors == 0, f"mlflow serve: {errors} failed requests"
-                    note("mlflow models serve", concurrency, latencies)
+                    note("mlflow models serve", concurrency, latencies, cpu)
         finally:
             serving.terminate()
             serving.wait(timeout=30)
@@ -222,6 +232,8 @@ async def main(args: argparse.Namespace) -> int:
             rates["mlflow models serve"][concurrency],
             ">= 3" if concurrency == 8 else "",
         )
+    for name in ("wavepod batching", "wavepod no batching"):  # what an answer costs
+        report.compare_cpu(rates[name][8], rates["mlflow models serve"][8])
     report.compare(rates["wavepod batching"][64], rates["wavepod no batching"][64], ">= 2")
     report.comparisons.append(
         Comparison(
@@ -234,6 +246,7 @@ async def main(args: argparse.Namespace) -> int:
     report.compare(rates["wavepod batching"][1], rates["onnxruntime in-process"][1], "")
     for concurrency in CONCURRENCY:  # the share of one bare Python gRPC hop's rate
         report.compare(rates["wavepod batching"][concurrency], rates[FLOOR][concurrency], "")
+    report.compare_cpu(rates["wavepod batching"][8], rates[FLOOR][8])
     print(
         f"swap: version 2 answered {swap_seconds * 1000:.0f} ms after publishing began;"
         f" {swap_failures} failed requests"

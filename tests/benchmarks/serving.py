@@ -1,7 +1,9 @@
 """Shared plumbing of the serving benchmarks: closed-loop load, `mlflow models serve`.
 
 Closed loop: N workers each send a request, wait for its answer and send the next, for a
-fixed time; throughput is answers per second, latencies are per answer.
+fixed time; throughput is answers per second, latencies are per answer. The serving
+processes' CPU time over the same run gives what one answer costs the server, a figure
+that does not depend on how much of the machine the load generator took.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 import mlflow
 import mlflow.onnx
 import numpy as np
 import onnx
+import psutil
 import tritonclient.grpc as triton
 from benchmarks.harness import Latency, Measurement, Report, percentile
 from mlflow.models import ModelSignature
@@ -60,8 +65,44 @@ async def closed_loop(call: Call, concurrency: int, seconds: float) -> tuple[lis
     return latencies, errors
 
 
-def record(report: Report, name: str, seconds: float, latencies: list[float]) -> Measurement:
-    """Adds a closed-loop run to the report: its throughput and its p50/p99."""
+class ServerCpu:
+    """CPU seconds that server processes and their children (mlflow serve's uvicorn
+    worker) spend inside a `with` block."""
+
+    def __init__(self, *pids: int) -> None:
+        self._roots = [psutil.Process(pid) for pid in pids]
+        self._start = 0.0
+        self.seconds: float | None = None
+
+    def _used(self) -> float:
+        total = 0.0
+        for root in self._roots:
+            for process in (root, *root.children(recursive=True)):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def __enter__(self) -> ServerCpu:
+        self._start = self._used()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.seconds = self._used() - self._start
+
+
+def record(
+    report: Report,
+    name: str,
+    seconds: float,
+    latencies: list[float],
+    cpu: ServerCpu | None = None,
+) -> Measurement:
+    """Adds a closed-loop run to the report: its throughput, p50/p99 and server CPU."""
     report.latencies.append(
         Latency(
             name,
@@ -70,7 +111,7 @@ def record(report: Report, name: str, seconds: float, latencies: list[float]) ->
             percentile(latencies, 0.99) * 1e3,
         )
     )
-    measurement = Measurement(name, len(latencies), seconds)
+    measurement = Measurement(name, len(latencies), seconds, cpu.seconds if cpu else None)
     report.measurements.append(measurement)
     return measurement
 
@@ -141,10 +182,16 @@ async def wait_http(
     raise RuntimeError(f"mlflow models serve did not come up:\n{log.read_text()[-3000:]}")
 
 
+@dataclass(frozen=True)
+class FloorServer:
+    address: str
+    pid: int
+
+
 @contextmanager
-def protocol_floor(relay_to: str = "", timeout: float = 60) -> Iterator[str]:
+def protocol_floor(relay_to: str = "", timeout: float = 60) -> Iterator[FloorServer]:
     """Runs benchmarks.protocol_floor (a bare ModelInfer server; with `relay_to`, also a
-    bare gateway relaying to that one) as a process; its address."""
+    bare gateway relaying to that address) as a process."""
     port = free_port()
     env = {**os.environ, "FLOOR_PORT": str(port), "FLOOR_RELAY_TO": relay_to}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -160,7 +207,7 @@ def protocol_floor(relay_to: str = "", timeout: float = 60) -> Iterator[str]:
                 time.sleep(0.1)
         finally:
             client.close()
-        yield address
+        yield FloorServer(address, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=30)
