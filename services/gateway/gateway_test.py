@@ -46,6 +46,7 @@ TOKENS = {
     "alice-token": ("alice", "predict"),
     "bob-token": ("bob", "feedback"),
     "carol-token": ("carol", "predict"),
+    "dave-token": ("dave", "predict"),  # streams: a rate-limit bucket of its own
 }
 
 
@@ -337,6 +338,56 @@ def test_predict_stream_answers_in_order(stack: Stack) -> None:
     np.testing.assert_allclose(
         [r.predictions[0].value for r in replies], stack.expected[:3], atol=1e-3
     )
+
+
+def test_a_streams_requests_share_micro_batches_and_answer_in_order(stack: Stack) -> None:
+    n = 20
+    rows = _rows(stack.training.head(n), stack.signature.names)
+    requests = [
+        gateway_pb2.PredictRequest(rows=[row], request_id=f"b{i}") for i, row in enumerate(rows)
+    ]
+    replies = list(
+        _stub(stack).PredictStream(iter(requests), metadata=_auth("dave-token"), timeout=10)
+    )
+    assert [r.request_id for r in replies] == [f"b{i}" for i in range(n)]
+    np.testing.assert_allclose(
+        [r.predictions[0].value for r in replies], stack.expected[:n], atol=1e-3
+    )
+
+    # Each inference call the stream made links every request it served but its first:
+    # computed one at a time, no call would serve two.
+    def calls() -> list[ReceivedSpan]:
+        return [
+            s
+            for s in stack.telemetry.spans
+            if s.trace_id == replies[0].trace_id and s.name == "infer refill"
+        ]
+
+    deadline = time.monotonic() + 15
+    while sum(1 + len(c.links) for c in calls()) < n and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sum(1 + len(c.links) for c in calls()) == n
+    assert len(calls()) < n, "no inference call served two of the stream's requests"
+
+
+def test_a_bad_request_ends_a_stream_after_every_earlier_answer(stack: Stack) -> None:
+    rows = _rows(stack.training.head(10), stack.signature.names)
+    bad = values_pb2.Row()
+    bad.CopyFrom(rows[5])
+    bad.values["channel"].CopyFrom(to_value("drone"))
+    rows[5] = bad
+    requests = [
+        gateway_pb2.PredictRequest(rows=[row], request_id=f"e{i}") for i, row in enumerate(rows)
+    ]
+    answered = []
+    with pytest.raises(grpc.RpcError) as invalid:
+        for reply in _stub(stack).PredictStream(
+            iter(requests), metadata=_auth("dave-token"), timeout=10
+        ):
+            answered.append(reply.request_id)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(_violations(invalid.value)) == {"rows[0].channel"}
+    assert answered == [f"e{i}" for i in range(5)]
 
 
 def test_feedback_lands_in_ingest_once_per_call(stack: Stack) -> None:

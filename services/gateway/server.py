@@ -78,7 +78,7 @@ def app(settings: GatewaySettings) -> ServiceApp:
         settings.prediction_log_flush_rows,
         settings.prediction_log_flush_seconds,
     )
-    servicer = GatewayServicer(RateLimiter(settings.rate_limit_per_second))
+    servicer = GatewayServicer(RateLimiter(settings.rate_limit_per_second), settings.stream_window)
     routes = router(settings)  # reads the audit log now: a broken chain stops the start
     closers = []
     shippers: list[LogShipper] = []

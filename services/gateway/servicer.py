@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -25,14 +27,23 @@ _Base = unbuilt(
 )
 
 
+def _discard(task: asyncio.Task[Any]) -> None:
+    """Cancels work whose result nobody will receive (its failure, if any, is not news)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
 def _trace_id() -> str:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.trace_id else ""
 
 
 class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter, stream_window: int = 32) -> None:
         self._limiter = limiter
+        self._stream_window = stream_window
         # Set once the backends are connected (inside the server's event loop).
         self.predictor: Predictor | None = None
         self.feedback: FeedbackForwarder | None = None
@@ -62,12 +73,37 @@ class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
     ) -> AsyncIterator[gateway_pb2.PredictResponse]:
         # In order, one answer per request; a bad request ends the stream with its status
         # (gRPC streams carry one final status), after every earlier answer was sent.
-        async for request in requests:
+        # Up to `stream_window` requests are computed at once, so a stream's requests share
+        # micro-batches as concurrent unary calls do; later ones still in flight when a
+        # request fails are cancelled (those already computed are in the prediction log).
+        slots = asyncio.Semaphore(self._stream_window)
+        pending: asyncio.Queue[asyncio.Task[gateway_pb2.PredictResponse] | None] = asyncio.Queue()
+
+        async def read() -> None:
             try:
-                yield await self._predict(request)
-            except ServiceError as error:
-                status = error.to_status()
-                await context.abort(status.code, status.details, status.trailing_metadata)
+                async for request in requests:
+                    await slots.acquire()
+                    pending.put_nowait(asyncio.create_task(self._predict(request)))
+            finally:
+                pending.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (task := await pending.get()) is not None:
+                try:
+                    answer = await task
+                except ServiceError as error:
+                    status = error.to_status()
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+                finally:
+                    slots.release()
+                yield answer
+            await reader  # a failure to read the stream is the call's
+        finally:
+            _discard(reader)
+            while not pending.empty():
+                if (task := pending.get_nowait()) is not None:
+                    _discard(task)
 
     async def SubmitFeedback(
         self, request: gateway_pb2.SubmitFeedbackRequest, context: grpc.aio.ServicerContext

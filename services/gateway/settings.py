@@ -33,6 +33,12 @@ class GatewaySettings(RegistryClientSettings):
         description="How long a request may wait for others to share its call; 0: requests"
         " that arrive while a call is in flight share the next one (no added latency).",
     )
+    stream_window: int = Field(
+        32,
+        ge=1,
+        description="Requests of one PredictStream computed at once, sharing micro-batches"
+        " (answers stay in order); 1: one at a time.",
+    )
     inference_timeout_seconds: float = Field(2.0, gt=0, description="Per inference call.")
     breaker_failures: int = Field(5, ge=1, description="Consecutive failures that open it.")
     breaker_open_seconds: float = Field(2.0, gt=0, description="Fail fast this long, then probe.")

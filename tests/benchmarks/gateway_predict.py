@@ -8,6 +8,9 @@ service. Measured in one run, closed-loop clients with 1, 8 and 32 requests in f
 one row per request:
 - gateway Predict with inline features (validated against the signature, micro-batched
   onto the inference service over the v2 protocol);
+- gateway PredictStream with inline features: one stream kept 32 requests ahead of its
+  answers (answers in order; the gateway computes a stream's requests concurrently, so
+  they share micro-batches);
 - gateway Predict with an entity id (online features from the feature service first);
 - `mlflow models serve` (1 worker) fed the same rows, encoded, as JSON over HTTP;
 - a bare grpc.aio relay in the gateway's place (benchmarks/protocol_floor.py): the same
@@ -28,6 +31,9 @@ import asyncio
 import os
 import shutil
 import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -59,20 +65,54 @@ from wavepod.values import to_value
 SIZES = {"quick": (300, 2.0), "full": (3000, 10.0)}  # patients, seconds per measurement
 CONCURRENCY = (1, 8, 32)
 RELAY = "bare grpc.aio relay"
+STREAM_IN_FLIGHT = 32
+STREAM = f"gateway inline, one PredictStream ({STREAM_IN_FLIGHT} in flight)"
 
 
-def inline_call(stub: gateway_pb2_grpc.GatewayServiceStub, rows: list[dict[str, object]]) -> Call:
-    requests = [
+def inline_requests(rows: list[dict[str, object]]) -> list[gateway_pb2.PredictRequest]:
+    return [
         gateway_pb2.PredictRequest(
             rows=[values_pb2.Row(values={k: to_value(v) for k, v in row.items() if v is not None})]
         )
         for row in rows
     ]
 
+
+def inline_call(stub: gateway_pb2_grpc.GatewayServiceStub, rows: list[dict[str, object]]) -> Call:
+    requests = inline_requests(rows)
+
     async def call(n: int) -> object:
         return await stub.Predict(requests[n % len(requests)], timeout=30)
 
     return call
+
+
+async def stream_loop(
+    stub: gateway_pb2_grpc.GatewayServiceStub,
+    rows: list[dict[str, object]],
+    in_flight: int,
+    seconds: float,
+) -> list[float]:
+    """One PredictStream kept `in_flight` requests ahead of its answers for `seconds`;
+    the latency of each answer (answers come in order)."""
+    requests = inline_requests(rows)
+    slots = asyncio.Semaphore(in_flight)
+    sent: deque[float] = deque()
+    stop = time.perf_counter() + seconds
+
+    async def outgoing() -> AsyncIterator[gateway_pb2.PredictRequest]:
+        n = 0
+        while time.perf_counter() < stop:
+            await slots.acquire()
+            sent.append(time.perf_counter())
+            yield requests[n % len(requests)]
+            n += 1
+
+    latencies = []
+    async for _reply in stub.PredictStream(outgoing(), timeout=seconds + 30):
+        latencies.append(time.perf_counter() - sent.popleft())
+        slots.release()
+    return latencies
 
 
 def entity_call(stub: gateway_pb2_grpc.GatewayServiceStub, entities: list[str]) -> Call:
@@ -163,6 +203,9 @@ async def main() -> int:
                             )
                         assert errors == 0, f"gateway inline: {errors} failed requests"
                         note(f"gateway inline c={concurrency}", latencies, cpu)
+                    with ServerCpu(*inline_path) as cpu:
+                        latencies = await stream_loop(stub, rows, STREAM_IN_FLIGHT, seconds)
+                    note(STREAM, latencies, cpu)
                     for concurrency in CONCURRENCY:
                         with ServerCpu(*inline_path, feature.process.pid) as cpu:
                             latencies, errors = await closed_loop(
@@ -226,6 +269,9 @@ async def main() -> int:
     report.comparisons.append(
         Comparison("gateway entity c=1 p99", "goal 3 ms", "<= 3", p99["gateway entity c=1"], "ms")
     )
+    # One stream carrying as many requests in flight as the widest unary run.
+    report.compare(rates[STREAM], rates[f"gateway inline c={STREAM_IN_FLIGHT}"], "")
+    report.compare(rates[STREAM], rates[f"mlflow models serve c={STREAM_IN_FLIGHT}"], "")
     # What an answer costs the servers it passes through (gateway and inference; for
     # entity ids the feature service too), against mlflow serve's and the bare relay's.
     for kind in ("inline", "entity"):
