@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -17,6 +15,7 @@ from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import unbuilt
 from wavepod.runtime.auth import current_principal
 from wavepod.runtime.status import FieldViolation, InvalidArgument, ServiceError, Unavailable
+from wavepod.runtime.streams import DEFAULT_STREAM_WINDOW, answer_in_order
 
 NOT_BUILT = "not offered by the gateway"
 
@@ -27,21 +26,13 @@ _Base = unbuilt(
 )
 
 
-def _discard(task: asyncio.Task[Any]) -> None:
-    """Cancels work whose result nobody will receive (its failure, if any, is not news)."""
-    if not task.done():
-        task.cancel()
-    elif not task.cancelled():
-        task.exception()
-
-
 def _trace_id() -> str:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.trace_id else ""
 
 
 class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
-    def __init__(self, limiter: RateLimiter, stream_window: int = 32) -> None:
+    def __init__(self, limiter: RateLimiter, stream_window: int = DEFAULT_STREAM_WINDOW) -> None:
         self._limiter = limiter
         self._stream_window = stream_window
         # Set once the backends are connected (inside the server's event loop).
@@ -71,39 +62,17 @@ class GatewayServicer(_Base):  # type: ignore[valid-type,misc]
         requests: AsyncIterator[gateway_pb2.PredictRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[gateway_pb2.PredictResponse]:
-        # In order, one answer per request; a bad request ends the stream with its status
-        # (gRPC streams carry one final status), after every earlier answer was sent.
-        # Up to `stream_window` requests are computed at once, so a stream's requests share
-        # micro-batches as concurrent unary calls do; later ones still in flight when a
-        # request fails are cancelled (those already computed are in the prediction log).
-        slots = asyncio.Semaphore(self._stream_window)
-        pending: asyncio.Queue[asyncio.Task[gateway_pb2.PredictResponse] | None] = asyncio.Queue()
-
-        async def read() -> None:
-            try:
-                async for request in requests:
-                    await slots.acquire()
-                    pending.put_nowait(asyncio.create_task(self._predict(request)))
-            finally:
-                pending.put_nowait(None)
-
-        reader = asyncio.create_task(read())
+        # In order, one answer per request, up to `stream_window` computed at once so a
+        # stream's requests share micro-batches as concurrent unary calls do. A bad request
+        # ends the stream with its status (gRPC streams carry one final status) after every
+        # earlier answer; any later ones already computed are in the prediction log, as a
+        # unary call's would be when its caller goes away.
         try:
-            while (task := await pending.get()) is not None:
-                try:
-                    answer = await task
-                except ServiceError as error:
-                    status = error.to_status()
-                    await context.abort(status.code, status.details, status.trailing_metadata)
-                finally:
-                    slots.release()
+            async for answer in answer_in_order(requests, self._predict, self._stream_window):
                 yield answer
-            await reader  # a failure to read the stream is the call's
-        finally:
-            _discard(reader)
-            while not pending.empty():
-                if (task := pending.get_nowait()) is not None:
-                    _discard(task)
+        except ServiceError as error:
+            status = error.to_status()
+            await context.abort(status.code, status.details, status.trailing_metadata)
 
     async def SubmitFeedback(
         self, request: gateway_pb2.SubmitFeedbackRequest, context: grpc.aio.ServicerContext

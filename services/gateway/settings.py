@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 
 from wavepod.runtime import RegistryClientSettings
+from wavepod.runtime.streams import DEFAULT_STREAM_WINDOW
 
 
 class GatewaySettings(RegistryClientSettings):
@@ -34,7 +35,7 @@ class GatewaySettings(RegistryClientSettings):
         " that arrive while a call is in flight share the next one (no added latency).",
     )
     stream_window: int = Field(
-        32,
+        DEFAULT_STREAM_WINDOW,
         ge=1,
         description="Requests of one PredictStream computed at once, sharing micro-batches"
         " (answers stay in order); 1: one at a time.",

@@ -85,7 +85,7 @@ def app(settings: InferenceSettings) -> ServiceApp:
                 service_pb2,
                 service_pb2_grpc,
                 "GRPCInferenceService",
-                InferenceServicer(VERSION, models, is_ready=lambda: started),
+                InferenceServicer(VERSION, models, lambda: started, settings.stream_window),
             ),
             Registration.of(inference_pb2, inference_pb2_grpc, "InferenceAdminService", admin),
         ],

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from wavepod.runtime import RegistryClientSettings
+from wavepod.runtime.streams import DEFAULT_STREAM_WINDOW
 
 
 class InferenceSettings(RegistryClientSettings):
@@ -19,6 +20,12 @@ class InferenceSettings(RegistryClientSettings):
     intra_op_threads: int = Field(1, ge=1, description="ONNX Runtime threads per model instance.")
     dynamic_batching: bool = Field(
         True, description="false disables dynamic batching for every model (benchmarks)."
+    )
+    stream_window: int = Field(
+        DEFAULT_STREAM_WINDOW,
+        ge=1,
+        description="Requests of one ModelStreamInfer computed at once, sharing dynamic"
+        " batches (answers stay in order); 1: one at a time.",
     )
     inline_compute_us: int = Field(
         200,

@@ -16,6 +16,7 @@ from inference import convert
 from inference.serving import ModelServer
 from wavepod.runtime import unbuilt
 from wavepod.runtime.status import ServiceError
+from wavepod.runtime.streams import DEFAULT_STREAM_WINDOW, answer_in_order
 
 SERVER_NAME = "wavepod-inference"
 # Triton extensions this server implements.
@@ -30,10 +31,17 @@ _Base = unbuilt(
 
 
 class InferenceServicer(_Base):  # type: ignore[valid-type,misc]
-    def __init__(self, version: str, models: ModelServer, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        version: str,
+        models: ModelServer,
+        is_ready: Callable[[], bool],
+        stream_window: int = DEFAULT_STREAM_WINDOW,
+    ) -> None:
         self._version = version
         self._models = models
         self._is_ready = is_ready
+        self._stream_window = stream_window
 
     async def ServerLive(
         self, request: service_pb2.ServerLiveRequest, context: grpc.aio.ServicerContext
@@ -87,13 +95,19 @@ class InferenceServicer(_Base):  # type: ignore[valid-type,misc]
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[service_pb2.ModelStreamInferResponse]:
         # Errors travel in the stream (as Triton does) so one bad request ends nothing.
-        async for request in requests:
+        # Up to `stream_window` requests are computed at once, so a stream's requests share
+        # dynamic batches as concurrent unary calls do; answers keep request order.
+        async def answer(
+            request: service_pb2.ModelInferRequest,
+        ) -> service_pb2.ModelStreamInferResponse:
             try:
                 response = await self.ModelInfer(request, context)
             except ServiceError as error:
-                yield service_pb2.ModelStreamInferResponse(error_message=error.message)
-            else:
-                yield service_pb2.ModelStreamInferResponse(infer_response=response)
+                return service_pb2.ModelStreamInferResponse(error_message=error.message)
+            return service_pb2.ModelStreamInferResponse(infer_response=response)
+
+        async for response in answer_in_order(requests, answer, self._stream_window):
+            yield response
 
     async def ModelStatistics(
         self, request: service_pb2.ModelStatisticsRequest, context: grpc.aio.ServicerContext

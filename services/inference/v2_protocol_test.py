@@ -250,6 +250,35 @@ def test_stream_infer_reports_errors_in_the_stream(server, models) -> None:  # t
     client.close()
 
 
+def test_a_streams_requests_share_batches_and_answer_in_order(server, models) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = server
+    model, n = models[0], 16
+    client = triton.InferenceServerClient(url=proc.address)
+
+    def counts() -> tuple[int, int]:
+        stats = client.get_inference_statistics(MODEL).model_stats[0]
+        return stats.inference_count, stats.execution_count
+
+    rows_before, runs_before = counts()
+    results: list[triton.InferResult] = []
+    errors: list[object] = []
+    client.start_stream(
+        callback=lambda result, error: errors.append(error) if error else results.append(result)
+    )
+    for i in range(n):
+        client.async_stream_infer(MODEL, [_input(model.sample[i : i + 1])], request_id=f"r{i}")
+    client.stop_stream()  # waits for every answer
+    assert errors == []
+    assert [r.get_response().id for r in results] == [f"r{i}" for i in range(n)]
+    values = [r.as_numpy(OUTPUT).reshape(-1)[0] for r in results]
+    np.testing.assert_allclose(values, model.expected[:n], atol=1e-4)
+    rows, runs = counts()
+    assert rows - rows_before == n
+    # Computed one at a time, every request would be a run of its own.
+    assert runs - runs_before < n
+    client.close()
+
+
 def test_grpc_reflection_lists_the_v2_service(server) -> None:  # type: ignore[no-untyped-def]
     proc, _ = server
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
