@@ -25,6 +25,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.runtime import unbuilt
 from wavepod.runtime.server import loop_factory
+from wavepod.runtime.settings import ServiceSettings
 
 
 class ZerosServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -86,6 +87,7 @@ async def serve(port: int, relay_to: str) -> None:
 
 
 if __name__ == "__main__":
-    # The services' loop (their default), so the floor is theirs too.
-    with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
+    # The services' default loop, so the floor is theirs too.
+    services_loop = ServiceSettings.model_fields["event_loop"].default
+    with asyncio.Runner(loop_factory=loop_factory(services_loop)) as runner:
         runner.run(serve(int(os.environ["FLOOR_PORT"]), os.environ.get("FLOOR_RELAY_TO", "")))
