@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from ingest.catalog import Batch, Catalog, CatalogInUse, OwnershipLost
+from ingest.committed import CommittedColumns
 from ingest.lake import REPORTS, Lake
 from ingest.pii import pseudonymize
 from ingest.profiling import Profile, profile_frame, render_html
@@ -56,6 +57,8 @@ class IngestEngine:
                 raise ValueError("an object-store lake needs a catalog (a file or PostgreSQL)")
             catalog = storage.root / "_catalog.duckdb"
         self.catalog = Catalog(catalog, catalog_password)
+        # Landed keys and referenced values, read once and then only what each batch adds.
+        self._committed = CommittedColumns(self.catalog, self._read_files)
         # Test seam: runs after the files are written and before the catalog commit.
         self._before_commit = before_commit or (lambda: None)
         self._dataset_locks: dict[str, threading.Lock] = {}
@@ -242,7 +245,7 @@ class IngestEngine:
         for rule in schema.rules:
             if rule.kind == RuleKind.REFERENCES:
                 dataset, column = rule.param("dataset") or "", rule.param("column") or ""
-                frame = self.read(dataset, columns=[column])
+                frame = self._committed.read(dataset, [column])
                 found[(dataset, column)] = (
                     frame[column] if column in frame.columns else pl.Series(dtype=pl.String)
                 )
@@ -251,7 +254,7 @@ class IngestEngine:
     def _landed_keys(self, schema: DatasetSchema) -> pl.DataFrame | None:
         if not schema.primary_key:
             return None
-        return self.read(schema.dataset, columns=list(schema.primary_key))
+        return self._committed.read(schema.dataset, schema.primary_key)
 
     # --- reading and lineage --------------------------------------------------------------
     def read(self, dataset: str, columns: list[str] | None = None) -> pl.DataFrame:

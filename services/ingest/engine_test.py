@@ -4,7 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
@@ -96,6 +96,33 @@ def test_reingesting_the_same_content_lands_nothing_twice(
     batch, _ = engine.run_ingest(overlap)
     assert (batch.rows_landed, batch.rows_duplicate) == (1, 5)
     assert engine.read("fills").height == 21
+
+
+def test_a_batch_reads_only_the_keys_and_references_committed_since_the_last(
+    engine: IngestEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Landed keys and referenced values are read once, not from the whole lake for
+    every batch (a stream's micro-batches would slow down as the lake grows)."""
+    scanned: list[list[str]] = []
+    scan = engine.lake.scan
+
+    def recording(files: Iterable[str]) -> pl.LazyFrame | None:
+        scanned.append(sorted(files))
+        return scan(scanned[-1])
+
+    monkeypatch.setattr(engine.lake, "scan", recording)
+    first, _ = engine.run_ingest(csv_source(engine, tmp_path / "a.csv", GOOD))
+    second, _ = engine.run_ingest(
+        csv_source(engine, tmp_path / "b.csv", [*GOOD[:2], "F40,RX2,2024-02-01,30,mail,true\n"])
+    )
+    assert (second.rows_landed, second.rows_duplicate) == (1, 2)
+    scanned.clear()
+    third, _ = engine.run_ingest(
+        csv_source(engine, tmp_path / "c.csv", [GOOD[3], "F40,RX2,2024-02-01,30,mail,true\n"])
+    )
+    assert (third.rows_landed, third.rows_duplicate) == (0, 2)
+    assert scanned == [sorted(second.files)]  # not the first batch's, nor the rx dataset
+    assert engine.read("fills").height == first.rows_landed + 1
 
 
 def test_a_crash_between_write_and_commit_leaves_the_lake_consistent(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ Peers, on the same simulated fills CSV and the same thread budget:
 wavepod does more than either: types, quality rules (ranges, allowed values, uniqueness,
 references to prescriptions), quarantine, PII pseudonymization, partitioning by date,
 exactly-once bookkeeping.
+Then two drops of new fills into the lake the bulk load filled, each beside DuckDB
+writing the same drop (no goal: they show that a drop's cost does not grow with the lake).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ os.environ["POLARS_MAX_THREADS"] = str(ARGS.threads)
 
 import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
+import polars as pl  # noqa: E402
 
 from ingest.convert import schema_from_proto  # noqa: E402
 from ingest.engine import IngestEngine  # noqa: E402
@@ -37,6 +40,7 @@ from wavepod.simulator.publish import customer_fills, publish_csv_drops  # noqa:
 from wavepod.simulator.schemas import FILLS, PRESCRIPTIONS  # noqa: E402
 
 SIZES = {"quick": [20_000], "full": [100_000, 1_000_000]}  # patients; about 10 fills each
+DROP_ROWS = 5_000  # a daily drop: new fill ids, dates and prescriptions the lake knows
 
 
 def pandas_baseline(csv: Path, out: Path, known_rx: set[str]) -> None:
@@ -54,6 +58,40 @@ def pandas_baseline(csv: Path, out: Path, known_rx: set[str]) -> None:
 
     mask = frame.apply(valid, axis=1)
     frame[mask].to_parquet(out)
+
+
+def daily_drops(
+    engine: IngestEngine,
+    con: duckdb.DuckDBPyConnection,
+    fills: pl.DataFrame,
+    work: Path,
+    report: Report,
+) -> None:
+    """Drops of new fills into the lake the bulk load filled: a drop's work should not
+    grow with the lake (its keys and references are read once per process, then only
+    what each batch adds). The first drop pays that read; the next does not."""
+    work.mkdir()
+    for n, name in enumerate(("first drop after the bulk load", "next drop")):
+        drop = fills.tail(DROP_ROWS).with_columns(pl.col("fill_id") + f"-drop{n}")
+        csv = work / f"drop-{n}.csv"
+        drop.write_csv(csv)
+        source = engine.register_source(SourceSpec("fills", SourceKind.FILES, str(csv)))
+
+        def land(source: str = source) -> None:
+            batch, _ = engine.run_ingest(source)
+            assert batch.rows_landed == DROP_ROWS, f"a drop landed {batch.rows_landed} rows"
+
+        label = f"{DROP_ROWS:,} fills"
+        ours = report.time(
+            f"wavepod ingest, {name}, {label} into {fills.height:,}", DROP_ROWS, land
+        )
+        sql = f"COPY (SELECT * FROM read_csv('{csv}')) TO '{work / f'drop-{n}.parquet'}'"
+
+        def copy(sql: str = sql + " (FORMAT parquet)") -> None:
+            con.execute(sql)
+
+        duck = report.time(f"DuckDB read_csv -> Parquet, drop {n + 1}, {label}", DROP_ROWS, copy)
+        report.compare(ours, duck, "")
 
 
 def run_size(patients: int, work: Path, report: Report) -> None:
@@ -100,6 +138,7 @@ def run_size(patients: int, work: Path, report: Report) -> None:
         ),
     )
     report.compare(ours, by_day, "")
+    daily_drops(engine, con, fills, work / f"drops-{patients}", report)
 
     known_rx = set(data.prescriptions["rx_id"])
     panda = report.time(
