@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import polars as pl
@@ -99,3 +100,30 @@ def test_a_missing_required_column_names_it() -> None:
     with pytest.raises(InvalidArgument) as error:
         validate(batch().drop("days_supply"), SCHEMA, references=REFS, landed_keys=None, now=NOW)
     assert [v.field for v in error.value.violations] == ["source.columns.days_supply"]
+
+
+def test_a_small_batch_is_checked_against_everything_landed_and_referenced() -> None:
+    """Against more landed keys and referenced values than it has rows, a batch is
+    checked on the ones that occur in it: the answers must be those of the whole set."""
+    composite = dataclasses.replace(SCHEMA, primary_key=("fill_id", "rx_id"))
+    landed = pl.DataFrame(
+        {"fill_id": [f"F{i}" for i in range(100)], "rx_id": ["RX1"] * 99 + ["RX2"]}
+    )
+    references = {("rx", "rx_id"): pl.Series([f"RX{i}" for i in range(1, 50)])}
+    result = validate(
+        batch(
+            ("F1", "RX1", "2024-01-05", "30", "retail", None),  # landed
+            ("F99", "RX2", "2024-01-05", "30", "retail", None),  # landed
+            ("F2", "RX2", "2024-01-05", "30", "retail", None),  # F2 landed with RX1: new
+            ("F500", "RX49", "2024-01-06", "30", "retail", None),  # new
+            ("F501", "RX50", "2024-01-06", "30", "retail", None),  # unknown prescription
+        ),
+        composite,
+        references=references,
+        landed_keys=landed,
+        now=NOW,
+    )
+    assert result.valid["fill_id"].to_list() == ["F2", "F500"]
+    assert result.duplicates == 2
+    assert result.quarantined["fill_id"].to_list() == ["F501"]
+    assert result.quarantined["_rule"].to_list() == ["rx_known"]
