@@ -45,14 +45,14 @@ class CommittedColumns:
     def read(self, dataset: str, columns: Sequence[str]) -> pl.DataFrame:
         """`columns` of every committed row of `dataset` (no columns when it has none)."""
         key = (dataset, tuple(columns))
-        batches = self._catalog.batches(dataset, "committed")
+        committed = self._catalog.committed_ids(dataset)
         with self._lock:
             kept = self._reads.get(key)
-            if kept is None or not kept.batch_ids <= {b.batch_id for b in batches}:
+            if kept is None or not kept.batch_ids <= committed:
                 kept = _Read(frozenset(), pl.DataFrame())
-            new = [b for b in batches if b.batch_id not in kept.batch_ids]
-            if not new:
+            if not committed - kept.batch_ids:
                 return kept.frame
+            new = self._catalog.batches(dataset, "committed", committed - kept.batch_ids)
             added = self._read_files([f for b in new for f in b.files], list(columns))
             if not added.width:  # the new batches landed no rows
                 frame = kept.frame
