@@ -1,8 +1,9 @@
 """The gateway's two backends: online features and inference, each behind a breaker.
 
-Concurrent requests for the same model are micro-batched into one ModelInfer call (the
-runtime's Coalescer); inference is idempotent, so one retry is allowed when the
-backend was unavailable and the deadline leaves room.
+Concurrent requests for the same model are micro-batched into one ModelInfer call, and
+concurrent lookups of the same features into one GetOnlineFeatures call (the runtime's
+Coalescer); inference is idempotent, so one retry is allowed when the backend was
+unavailable and the deadline leaves room.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tritonclient.utils import InferenceServerException
 from gateway.breaker import CircuitBreaker
 from gateway.catalog import ServedModel, inference_error
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
-from wavepod.runtime.batching import Coalescer, Waiting
+from wavepod.runtime.batching import Coalescer, Waiting, row_slices
 from wavepod.runtime.status import NotFound, ServiceError, Unavailable
 from wavepod.values import rows_from_columns
 
@@ -28,6 +29,8 @@ Row = dict[str, object]
 # Predictions and the model version that computed them (from the inference response: the
 # catalog's cached version may lag a swap by up to model_refresh_seconds).
 Answer = tuple[np.ndarray, str]
+# Feature rows, and for each whether the online store lacks that entity.
+Lookup = tuple[list[Row], list[bool]]
 
 
 class InferenceBackend:
@@ -70,11 +73,7 @@ class InferenceBackend:
                     batch[0].item if len(batch) == 1 else np.concatenate([w.item for w in batch])
                 )
                 values, served = await self._call(model, joined, version)
-                out, offset = [], 0
-                for w in batch:
-                    out.append((values[offset : offset + w.rows], served))
-                    offset += w.rows
-                return out
+                return [(values[rows], served) for rows in row_slices(batch)]
 
             # Two calls in flight: one answering while the next batch gathers.
             coalescer = Coalescer(
@@ -121,22 +120,59 @@ class InferenceBackend:
 
 
 class FeatureBackend:
-    def __init__(self, channel: grpc.aio.Channel, breaker: CircuitBreaker, timeout: float) -> None:
+    """Online feature rows; concurrent lookups of one feature set share a call, as
+    concurrent rows share an inference call (entity-id requests are the common case)."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        breaker: CircuitBreaker,
+        timeout: float,
+        batch_rows: int,
+        batch_delay_s: float,
+    ) -> None:
         self._stub = feature_pb2_grpc.FeatureServiceStub(channel)
         self._breaker = breaker
         self._timeout = timeout
+        self._batch_rows = batch_rows
+        self._batch_delay = batch_delay_s
+        self._coalescers: dict[tuple[str, tuple[str, ...]], Coalescer[Sequence[str], Lookup]] = {}
 
     async def rows(
         self, feature_set: str, entity_ids: Sequence[str], names: Sequence[str]
     ) -> list[Row]:
         """One row per entity, in order; NOT_FOUND names entities the store lacks."""
+        key = (feature_set, tuple(names))
+        coalescer = self._coalescers.get(key)
+        if coalescer is None:
+
+            async def execute(batch: Sequence[Waiting[Sequence[str], Lookup]]) -> list[Lookup]:
+                ids = [entity for w in batch for entity in w.item]
+                rows, missing = await self._call(feature_set, ids, names)
+                return [(rows[part], missing[part]) for part in row_slices(batch)]
+
+            coalescer = Coalescer(
+                execute,
+                self._batch_rows,
+                self._batch_delay,
+                concurrency=2,
+                span_name=f"features {feature_set}",
+            )
+            self._coalescers[key] = coalescer
+        rows, missing = await coalescer.submit(entity_ids, len(entity_ids))
+        if any(missing):
+            lacking = [e for e, m in zip(entity_ids, missing, strict=True) if m]
+            raise NotFound(f"no online features for entities {lacking[:10]} in {feature_set}")
+        return rows
+
+    async def _call(self, feature_set: str, entity_ids: list[str], names: Sequence[str]) -> Lookup:
         name, _, version = feature_set.partition(":")
         self._breaker.check()
         try:
             reply = await self._stub.GetOnlineFeatures(
                 feature_pb2.GetOnlineFeaturesRequest(
                     feature_set=feature_pb2.FeatureSetRef(name=name, version=version),
-                    entity_ids=list(entity_ids),
+                    entity_ids=entity_ids,
                     features=list(names),
                 ),
                 timeout=self._timeout,
@@ -149,7 +185,8 @@ class FeatureBackend:
                 f"feature service answered {error.code().name}: {error.details()}"
             ) from None
         self._breaker.success()
-        missing = [e.entity_id for e in reply.entities if e.missing]
-        if missing:
-            raise NotFound(f"no online features for entities {missing[:10]} in {feature_set}")
-        return rows_from_columns(reply.columns, len(entity_ids))
+        missing = [e.missing for e in reply.entities]
+        return rows_from_columns(reply.columns, len(entity_ids)), missing
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._coalescers.values()))

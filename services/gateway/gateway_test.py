@@ -370,6 +370,48 @@ def test_a_streams_requests_share_micro_batches_and_answer_in_order(stack: Stack
     assert len(calls()) < n, "no inference call served two of the stream's requests"
 
 
+def test_concurrent_entity_lookups_share_feature_calls_and_keep_their_own_errors(
+    stack: Stack,
+) -> None:
+    entities = stack.training["rx_id"].unique().sort().head(20).to_list()
+    requests = [
+        gateway_pb2.PredictRequest(entity_ids=[e], request_id=f"f{i}")
+        for i, e in enumerate(entities)
+    ]
+    replies = list(
+        _stub(stack).PredictStream(iter(requests), metadata=_auth("dave-token"), timeout=10)
+    )
+    assert [r.predictions[0].entity_id for r in replies] == entities
+
+    # Each online-feature call links every request it served but its first.
+    def calls() -> list[ReceivedSpan]:
+        return [
+            s
+            for s in stack.telemetry.spans
+            if s.trace_id == replies[0].trace_id and s.name.startswith("features ")
+        ]
+
+    deadline = time.monotonic() + 15
+    while sum(1 + len(c.links) for c in calls()) < len(entities) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sum(1 + len(c.links) for c in calls()) == len(entities)
+    assert len(calls()) < len(entities), "no feature call served two requests"
+
+    # An entity the store lacks fails its own request, not those sharing its call.
+    asked = [[e] for e in entities[:8]] + [["RX-nope"]] + [[e] for e in entities[8:16]]
+    futures = [
+        _stub(stack).Predict.future(
+            gateway_pb2.PredictRequest(entity_ids=ids), metadata=_auth(), timeout=10
+        )
+        for ids in asked
+    ]
+    for ids, future in zip(asked, futures, strict=True):
+        if ids == ["RX-nope"]:
+            assert future.exception().code() == grpc.StatusCode.NOT_FOUND
+        else:
+            assert [p.entity_id for p in future.result().predictions] == ids
+
+
 def test_a_bad_request_ends_a_stream_after_every_earlier_answer(stack: Stack) -> None:
     rows = _rows(stack.training.head(10), stack.signature.names)
     bad = values_pb2.Row()

@@ -103,6 +103,8 @@ def app(settings: GatewaySettings) -> ServiceApp:
                 "feature service", settings.breaker_failures, settings.breaker_open_seconds
             ),
             settings.outgoing_timeout_seconds,
+            settings.micro_batch_rows,
+            settings.micro_batch_delay_us / 1e6,
         )
         servicer.predictor = Predictor(
             ModelCatalog(inference_client, settings.model_refresh_seconds, headers),
@@ -128,7 +130,13 @@ def app(settings: GatewaySettings) -> ServiceApp:
             shipper.start()
             shippers.append(shipper)
         closers.extend(
-            [inference.close, inference_client.close, features_channel.close, ingest_channel.close]
+            [
+                inference.close,
+                features.close,
+                inference_client.close,
+                features_channel.close,
+                ingest_channel.close,
+            ]
         )
         return True
 

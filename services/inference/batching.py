@@ -27,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics
 
 from inference.model import OnnxModel
-from wavepod.runtime.batching import Coalescer, Waiting
+from wavepod.runtime.batching import Coalescer, Waiting, row_slices
 
 Tensors = Mapping[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
@@ -128,11 +128,7 @@ class Scheduler:
             self._record(batch, started, rows, failed=True)
             raise
         self._record(batch, started, rows, failed=False)
-        results, offset = [], 0
-        for w in batch:
-            results.append({k: v[offset : offset + w.rows] for k, v in outputs.items()})
-            offset += w.rows
-        return results
+        return [{k: v[rows] for k, v in outputs.items()} for rows in row_slices(batch)]
 
     async def _run(self, inputs: Tensors, rows: int) -> Outputs:
         size = rows.bit_length()

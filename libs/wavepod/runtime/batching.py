@@ -49,6 +49,16 @@ class Waiting(Generic[T, R]):
 Execute = Callable[[Sequence[Waiting[T, R]]], Awaitable[Sequence[R]]]
 
 
+def row_slices(batch: Sequence[Waiting[T, R]]) -> list[slice]:
+    """Where each request's rows lie among the batch's rows joined in order: how an
+    execute function hands each request its share of the answer."""
+    slices, offset = [], 0
+    for waiting in batch:
+        slices.append(slice(offset, offset + waiting.rows))
+        offset += waiting.rows
+    return slices
+
+
 class Coalescer(Generic[T, R]):
     def __init__(
         self,
