@@ -27,7 +27,9 @@ class GatewaySettings(RegistryClientSettings):
         description="Inline values may exceed the training range by this share of its width.",
     )
     max_rows: int = Field(1000, ge=1, description="Rows or entities per request.")
-    micro_batch_rows: int = Field(64, ge=1, description="Rows per coalesced inference call.")
+    micro_batch_rows: int = Field(
+        64, ge=1, description="Rows (or entities) per coalesced inference (or feature) call."
+    )
     micro_batch_delay_us: int = Field(
         0,
         ge=0,
