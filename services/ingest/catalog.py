@@ -284,6 +284,25 @@ class Catalog:
             ).fetchall()
         return [_batch_from_row(r) for r in rows]
 
+    def lineage_page(
+        self, dataset: str, after: tuple[datetime, str] | None, limit: int
+    ) -> tuple[list[Batch], int]:
+        """Up to `limit` of a dataset's batches in (started_at, batch_id) order, those
+        after `after` (the last one of the previous page), and how many it has in all.
+        Keyed on the last row seen, not an offset: batches landing meanwhile shift no page."""
+        query = (
+            "SELECT * FROM batches WHERE dataset = ?"
+            " AND (? IS NULL OR started_at > ? OR (started_at = ? AND batch_id > ?))"
+            " ORDER BY started_at, batch_id LIMIT ?"
+        )
+        at, batch_id = (_naive(after[0]), after[1]) if after else (None, None)
+        with self._lock:
+            rows = self._execute(query, [dataset, at, at, at, batch_id, limit]).fetchall()
+            [(total,)] = self._execute(
+                "SELECT count(*) FROM batches WHERE dataset = ?", [dataset]
+            ).fetchall()
+        return [_batch_from_row(r) for r in rows], int(total)
+
     def committed_ids(self, dataset: str) -> set[str]:
         """The ids of a dataset's committed batches: much cheaper than `batches` when a
         stream has committed thousands."""

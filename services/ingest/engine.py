@@ -9,12 +9,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
+from ingest import paging
 from ingest.catalog import Batch, Catalog, CatalogInUse, OwnershipLost
 from ingest.committed import CommittedColumns
 from ingest.lake import REPORTS, Lake
@@ -37,6 +38,13 @@ from wavepod.runtime.status import (
 log = logging.getLogger(__name__)
 
 # Progress phases: read, validate, write, commit.
+
+
+@dataclass(frozen=True)
+class LineagePage:
+    batches: tuple[Batch, ...]
+    next_token: str  # "" on the last page
+    total: int  # the dataset's batches in all
 
 
 class IngestEngine:
@@ -294,3 +302,15 @@ class IngestEngine:
     def lineage(self, dataset: str) -> list[Batch]:
         self.schema(dataset)
         return self.catalog.batches(dataset)
+
+    def lineage_page(self, dataset: str, size: int = 0, token: str = "") -> LineagePage:
+        """One page of `lineage`; its token says where the next starts ("" when none)."""
+        self.schema(dataset)
+        limit = paging.page_size(size)
+        # One more than the page: whether another page follows, without counting.
+        batches, total = self.catalog.lineage_page(
+            dataset, paging.decode(dataset, token), limit + 1
+        )
+        page = batches[:limit]
+        after = (page[-1].started_at, page[-1].batch_id) if len(batches) > limit else None
+        return LineagePage(tuple(page), paging.encode(dataset, after) if after else "", total)

@@ -125,6 +125,34 @@ def test_a_batch_reads_only_the_keys_and_references_committed_since_the_last(
     assert engine.read("fills").height == first.rows_landed + 1
 
 
+def test_lineage_comes_in_pages_that_batches_landing_meanwhile_do_not_shift(
+    engine: IngestEngine, tmp_path: Path
+) -> None:
+    for i in range(5):
+        engine.run_ingest(
+            csv_source(engine, tmp_path / f"{i}.csv", [f"F{i},RX1,2024-01-0{1 + i},30,mail,\n"])
+        )
+    first = engine.lineage_page("fills", 2)
+    assert (len(first.batches), first.total) == (2, 5) and first.next_token
+    engine.run_ingest(csv_source(engine, tmp_path / "late.csv", ["F9,RX1,2024-01-09,30,mail,\n"]))
+    seen, token = list(first.batches), first.next_token
+    while token:
+        page = engine.lineage_page("fills", 2, token)
+        seen += page.batches
+        token = page.next_token
+    assert [b.batch_id for b in seen] == [b.batch_id for b in engine.lineage("fills")]
+    assert len(seen) == 6 and page.total == 6
+
+    with pytest.raises(InvalidArgument) as bad:
+        engine.lineage_page("fills", 2, "not-a-token")
+    assert [v.field for v in bad.value.violations] == ["page.page_token"]
+    with pytest.raises(InvalidArgument, match="'fills', not 'rx'"):
+        engine.lineage_page("rx", 2, first.next_token)
+    with pytest.raises(InvalidArgument) as negative:
+        engine.lineage_page("fills", -1)
+    assert [v.field for v in negative.value.violations] == ["page.page_size"]
+
+
 def test_a_crash_between_write_and_commit_leaves_the_lake_consistent(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
 

@@ -101,13 +101,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def GetLineage(
         self, request: ingest_pb2.GetLineageRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.GetLineageResponse:
-        batches = await asyncio.to_thread(self._engine.lineage, request.dataset.name)
+        page = await asyncio.to_thread(
+            self._engine.lineage_page,
+            request.dataset.name,
+            request.page.page_size,
+            request.page.page_token,
+        )
         return ingest_pb2.GetLineageResponse(
             records=[
                 convert.lineage_to_proto(b, self._lake_uri, self._engine.lake.storage.url)
-                for b in batches
+                for b in page.batches
             ],
-            page=refs_pb2.PageResponse(total_size=len(batches)),
+            page=refs_pb2.PageResponse(next_page_token=page.next_token, total_size=page.total),
         )
 
     async def ListDatasets(

@@ -10,6 +10,7 @@ import pytest
 
 from wavepod.common.v1 import refs_pb2, values_pb2
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.lake import IngestLake, lineage_records
 from wavepod.runtime.status import field_violations
 from wavepod.runtime.testing.process import service_process
 from wavepod.simulator.config import SimulationConfig
@@ -74,6 +75,13 @@ def test_streamed_fills_land_once_and_survive_a_broken_stream(tmp_path: Path) ->
         assert again.accepted == len(events) - 250 - 200
         lineage = stub.GetLineage(K.GetLineageRequest(dataset=refs_pb2.DatasetRef(name="fills")))
         assert sum(int(r.attributes["rows_landed"]) for r in lineage.records) == len(events)
+        # A reader pages through it (a stream's lineage soon outgrows one message).
+        assert lineage.page.total_size == len(lineage.records) > 3
+        paged = list(lineage_records(stub, "fills", page_size=2))
+        assert [r.id for r in paged] == [r.id for r in lineage.records]
+        reader = IngestLake(proc.address, page_size=2)
+        assert len(reader.files("fills")) == sum(len(r.output_files) for r in lineage.records)
+        reader.close()
 
         with pytest.raises(grpc.RpcError) as error:
             stub.StreamEvents(iter([K.Event(dataset="fills")]))

@@ -29,6 +29,7 @@ from wavepod.evaluator.v1 import evaluator_pb2_grpc
 from wavepod.feature.v1 import feature_pb2, feature_pb2_grpc
 from wavepod.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from wavepod.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from wavepod.lake import lineage_records
 from wavepod.runtime.audit import AuditLog, AuditLogCorrupt, shorten
 from wavepod.runtime.audit_interceptor import REFUSED
 from wavepod.simulator import cli as simulator
@@ -102,13 +103,9 @@ def ingest_lineage(dataset: str) -> None:
     """Every batch of a dataset: where it came from, counts, status."""
     stub, metadata = _stub("ingest", ingest_pb2_grpc.IngestServiceStub)
     with rpc_errors():
-        found = stub.GetLineage(
-            ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name=dataset)),
-            metadata=metadata,
-            timeout=30,
-        )
+        records = list(lineage_records(stub, dataset, metadata=metadata, timeout=30))
     table = Table("batch", "when", "status", "source", "inputs", "landed", "quarantined")
-    for record in found.records:
+    for record in records:
         attributes = record.attributes
         table.add_row(
             record.id,

@@ -99,6 +99,29 @@ class DirectoryLake:
         ]
 
 
+def lineage_records(
+    stub: ingest_pb2_grpc.IngestServiceStub,
+    dataset: str,
+    page_size: int = 0,
+    **call: object,
+) -> Iterator[refs_pb2.LineageRecord]:
+    """Every lineage record of a dataset, a page at a time (a stream's lineage soon
+    outgrows one message). `call`: what each GetLineage call takes (timeout, metadata)."""
+    token = ""
+    while True:
+        reply = stub.GetLineage(
+            ingest_pb2.GetLineageRequest(
+                dataset=refs_pb2.DatasetRef(name=dataset),
+                page=refs_pb2.PageRequest(page_size=page_size, page_token=token),
+            ),
+            **call,
+        )
+        yield from reply.records
+        token = reply.page.next_page_token
+        if not token:
+            return
+
+
 class IngestLake:
     """Reads the ingest service's lineage over gRPC (sync: callers run it in threads)."""
 
@@ -108,8 +131,10 @@ class IngestLake:
         token: str | None = None,
         timeout: float = 30.0,
         s3_endpoint_url: str | None = None,
+        page_size: int = 0,
     ) -> None:
         self.storage_options = s3_endpoint_options(s3_endpoint_url) or None
+        self._page_size = page_size  # 0: ingest's default
         self._channel = grpc.insecure_channel(target)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -118,11 +143,15 @@ class IngestLake:
 
     def files(self, dataset: str) -> list[LakeFile]:
         try:
-            records = self._stub.GetLineage(
-                ingest_pb2.GetLineageRequest(dataset=refs_pb2.DatasetRef(name=dataset)),
-                timeout=self._timeout,
-                metadata=self._metadata,
-            ).records
+            records = list(
+                lineage_records(
+                    self._stub,
+                    dataset,
+                    self._page_size,
+                    timeout=self._timeout,
+                    metadata=self._metadata,
+                )
+            )
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"unknown dataset {dataset!r}: {error.details()}") from None
