@@ -9,11 +9,14 @@ only adds them; a batch's id and files derive from its content), so the set of b
 ids read says whether the kept columns are current; should one ever be missing, the
 columns are read again from scratch.
 
-The values stay in memory: the keys of ten million fills take about 83 MB.
+The values stay in memory (the keys of ten million fills take about 83 MB) within a
+budget (`WAVEPOD_INGEST_KEPT_VALUES_MAX_MB`): columns that would pass it are no longer
+kept and are read from the lake for every batch, as before, with a warning saying so.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from ingest.catalog import Catalog
 # again so that lookups (is_in, anti-joins) stay fast.
 MAX_CHUNKS = 64
 
+log = logging.getLogger(__name__)
+
 ReadFiles = Callable[[Sequence[str], list[str]], pl.DataFrame]
 
 
@@ -36,15 +41,20 @@ class _Read:
 
 
 class CommittedColumns:
-    def __init__(self, catalog: Catalog, read_files: ReadFiles) -> None:
+    def __init__(self, catalog: Catalog, read_files: ReadFiles, max_bytes: int) -> None:
         self._catalog = catalog
         self._read_files = read_files
+        self._max_bytes = max_bytes
         self._reads: dict[tuple[str, tuple[str, ...]], _Read] = {}
+        self._too_large: set[tuple[str, tuple[str, ...]]] = set()
         self._lock = threading.Lock()  # batches of different datasets land concurrently
 
     def read(self, dataset: str, columns: Sequence[str]) -> pl.DataFrame:
         """`columns` of every committed row of `dataset` (no columns when it has none)."""
         key = (dataset, tuple(columns))
+        if key in self._too_large:
+            batches = self._catalog.batches(dataset, "committed")
+            return self._read_files([f for b in batches for f in b.files], list(columns))
         committed = self._catalog.committed_ids(dataset)
         with self._lock:
             kept = self._reads.get(key)
@@ -62,6 +72,15 @@ class CommittedColumns:
                 frame = pl.concat([kept.frame, added])
             if frame.n_chunks() > MAX_CHUNKS:
                 frame = frame.rechunk()
+            others = sum(r.frame.estimated_size() for k, r in self._reads.items() if k != key)
+            if others + frame.estimated_size() > self._max_bytes:
+                self._reads.pop(key, None)
+                self._too_large.add(key)
+                log.warning(
+                    "kept values over budget: read from the lake for every batch",
+                    extra={"dataset": dataset, "columns": list(columns), "rows": frame.height},
+                )
+                return frame
             kept = _Read(kept.batch_ids | {b.batch_id for b in new}, frame)
             self._reads[key] = kept
             return kept.frame

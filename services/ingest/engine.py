@@ -56,6 +56,7 @@ class IngestEngine:
         catalog: str | Path | None = None,
         s3_endpoint_url: str | None = None,
         catalog_password: str = "",
+        kept_values_max_bytes: int = 1 << 30,
     ) -> None:
         storage = open_storage(lake_root, s3_endpoint_url)
         self.lake = Lake(storage)
@@ -66,7 +67,7 @@ class IngestEngine:
             catalog = storage.root / "_catalog.duckdb"
         self.catalog = Catalog(catalog, catalog_password)
         # Landed keys and referenced values, read once and then only what each batch adds.
-        self._committed = CommittedColumns(self.catalog, self._read_files)
+        self._committed = CommittedColumns(self.catalog, self._read_files, kept_values_max_bytes)
         # Test seam: runs after the files are written and before the catalog commit.
         self._before_commit = before_commit or (lambda: None)
         self._dataset_locks: dict[str, threading.Lock] = {}

@@ -125,6 +125,27 @@ def test_a_batch_reads_only_the_keys_and_references_committed_since_the_last(
     assert engine.read("fills").height == first.rows_landed + 1
 
 
+def test_past_its_memory_budget_a_batch_reads_the_keys_from_the_lake_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = with_prescriptions(IngestEngine(tmp_path / "lake", kept_values_max_bytes=0), tmp_path)
+    scanned: list[str] = []
+    scan = engine.lake.scan
+
+    def recording(files: Iterable[str]) -> pl.LazyFrame | None:
+        scanned.extend(files)
+        return scan(list(files))
+
+    monkeypatch.setattr(engine.lake, "scan", recording)
+    first, _ = engine.run_ingest(csv_source(engine, tmp_path / "a.csv", GOOD))
+    engine.run_ingest(csv_source(engine, tmp_path / "b.csv", ["F40,RX2,2024-02-01,30,mail,\n"]))
+    scanned.clear()
+    third, _ = engine.run_ingest(csv_source(engine, tmp_path / "c.csv", [GOOD[3], GOOD[4]]))
+    assert (third.rows_landed, third.rows_duplicate) == (0, 2)
+    assert set(first.files) <= set(scanned)  # the whole lake again, not only what is new
+    assert "kept values over budget" in caplog.text
+
+
 def test_lineage_comes_in_pages_that_batches_landing_meanwhile_do_not_shift(
     engine: IngestEngine, tmp_path: Path
 ) -> None:
@@ -347,6 +368,19 @@ def test_the_catalog_can_live_in_postgresql(tmp_path: Path) -> None:
         assert restarted.read("fills").height == 20
         assert not list((lake / "fills").glob("date=2024-02-01/*.parquet"))
         assert [b.status for b in restarted.lineage("fills")] == ["committed"]  # no half batch
+        # The same SQL pages and finds the kept keys' batches in PostgreSQL.
+        second, _ = restarted.run_ingest(late)
+        assert (second.rows_landed, restarted.catalog.committed_ids("fills")) == (
+            1,
+            {first.batch_id, second.batch_id},
+        )
+        page = restarted.lineage_page("fills", 1)
+        rest = restarted.lineage_page("fills", 1, page.next_token)
+        assert [b.batch_id for b in page.batches + rest.batches] == [
+            first.batch_id,
+            second.batch_id,
+        ]
+        assert (rest.next_token, rest.total) == ("", 2)
         restarted.close()
     with pytest.raises(AttachError, match="cannot reach the postgres database") as down:
         _catalog_in_postgres(lake, url)

@@ -40,6 +40,7 @@ def app(settings: IngestSettings) -> ServiceApp:
         catalog=settings.catalog,
         s3_endpoint_url=settings.s3_endpoint_url,
         catalog_password=optional_secret(settings.catalog_password_ref, "catalog_password_ref"),
+        kept_values_max_bytes=settings.kept_values_max_mb << 20,
     )
     return ServiceApp(
         name="ingest",

@@ -28,3 +28,9 @@ class IngestSettings(ServiceSettings):
     stream_batch_size: int = Field(
         5000, gt=0, description="StreamEvents lands events in micro-batches of this many."
     )
+    kept_values_max_mb: int = Field(
+        1024,
+        ge=0,
+        description="Memory for the landed keys and referenced values kept between batches;"
+        " past it, they are read from the lake for every batch.",
+    )
