@@ -308,7 +308,7 @@ class IngestEngine:
         """One page of `lineage`; its token says where the next starts ("" when none)."""
         self.schema(dataset)
         limit = paging.page_size(size)
-        # One more than the page: whether another page follows, without counting.
+        # One row more than the page says whether another page follows.
         batches, total = self.catalog.lineage_page(
             dataset, paging.decode(dataset, token), limit + 1
         )
