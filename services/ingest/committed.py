@@ -46,41 +46,40 @@ class CommittedColumns:
         self._read_files = read_files
         self._max_bytes = max_bytes
         self._reads: dict[tuple[str, tuple[str, ...]], _Read] = {}
-        self._too_large: set[tuple[str, tuple[str, ...]]] = set()
+        self._over_budget: set[tuple[str, tuple[str, ...]]] = set()  # warned about once
         self._lock = threading.Lock()  # batches of different datasets land concurrently
 
     def read(self, dataset: str, columns: Sequence[str]) -> pl.DataFrame:
         """`columns` of every committed row of `dataset` (no columns when it has none)."""
         key = (dataset, tuple(columns))
-        if key in self._too_large:
-            batches = self._catalog.batches(dataset, "committed")
-            return self._read_files([f for b in batches for f in b.files], list(columns))
         committed = self._catalog.committed_ids(dataset)
         with self._lock:
             kept = self._reads.get(key)
-            if kept is None or not kept.batch_ids <= committed:
-                kept = _Read(frozenset(), pl.DataFrame())
-            if not committed - kept.batch_ids:
-                return kept.frame
-            new = self._catalog.batches(dataset, "committed", committed - kept.batch_ids)
-            added = self._read_files([f for b in new for f in b.files], list(columns))
-            if not added.width:  # the new batches landed no rows
-                frame = kept.frame
-            elif not kept.frame.width:
-                frame = added
-            else:
-                frame = pl.concat([kept.frame, added])
-            if frame.n_chunks() > MAX_CHUNKS:
-                frame = frame.rechunk()
-            others = sum(r.frame.estimated_size() for k, r in self._reads.items() if k != key)
-            if others + frame.estimated_size() > self._max_bytes:
-                self._reads.pop(key, None)
-                self._too_large.add(key)
-                log.warning(
-                    "kept values over budget: read from the lake for every batch",
-                    extra={"dataset": dataset, "columns": list(columns), "rows": frame.height},
-                )
-                return frame
-            kept = _Read(kept.batch_ids | {b.batch_id for b in new}, frame)
-            self._reads[key] = kept
+        if kept is None or not kept.batch_ids <= committed:
+            kept = _Read(frozenset(), pl.DataFrame())  # nothing kept: every batch is new
+        if not committed - kept.batch_ids:
             return kept.frame
+        new = self._catalog.batches(dataset, "committed", committed - kept.batch_ids)
+        added = self._read_files([f for b in new for f in b.files], list(columns))
+        if not added.width:  # the new batches landed no rows
+            frame = kept.frame
+        elif not kept.frame.width:
+            frame = added
+        else:
+            frame = pl.concat([kept.frame, added])
+        if frame.n_chunks() > MAX_CHUNKS:
+            frame = frame.rechunk()
+        with self._lock:
+            others = sum(r.frame.estimated_size() for k, r in self._reads.items() if k != key)
+            if others + frame.estimated_size() <= self._max_bytes:
+                self._reads[key] = _Read(kept.batch_ids | {b.batch_id for b in new}, frame)
+                return frame
+            self._reads.pop(key, None)
+            if key in self._over_budget:
+                return frame
+            self._over_budget.add(key)
+        log.warning(
+            "kept values over budget: read from the lake for every batch",
+            extra={"dataset": dataset, "columns": list(columns), "rows": frame.height},
+        )
+        return frame
