@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -60,6 +61,14 @@ def pandas_baseline(csv: Path, out: Path, known_rx: set[str]) -> None:
     frame[mask].to_parquet(out)
 
 
+def duckdb_copy(
+    con: duckdb.DuckDBPyConnection, csv: Path, target: Path, options: str = ""
+) -> Callable[[], object]:
+    """The peer: DuckDB reading the CSV straight into Parquet, no validation."""
+    sql = f"COPY (SELECT * FROM read_csv('{csv}')) TO '{target}' (FORMAT parquet{options})"
+    return lambda: con.execute(sql)
+
+
 def daily_drops(
     engine: IngestEngine,
     con: duckdb.DuckDBPyConnection,
@@ -85,12 +94,11 @@ def daily_drops(
         ours = report.time(
             f"wavepod ingest, {name}, {label} into {fills.height:,}", DROP_ROWS, land
         )
-        sql = f"COPY (SELECT * FROM read_csv('{csv}')) TO '{work / f'drop-{n}.parquet'}'"
-
-        def copy(sql: str = sql + " (FORMAT parquet)") -> None:
-            con.execute(sql)
-
-        duck = report.time(f"DuckDB read_csv -> Parquet, drop {n + 1}, {label}", DROP_ROWS, copy)
+        duck = report.time(
+            f"DuckDB read_csv -> Parquet, drop {n + 1}, {label}",
+            DROP_ROWS,
+            duckdb_copy(con, csv, work / f"drop-{n}.parquet"),
+        )
         report.compare(ours, duck, "")
 
 
@@ -120,21 +128,17 @@ def run_size(patients: int, work: Path, report: Report) -> None:
     assert landed == rows, f"wavepod landed {landed} of {rows}"
 
     con = duckdb.connect(config={"threads": ARGS.threads})
-    target = work / f"duckdb-{patients}.parquet"
     duck = report.time(
         f"DuckDB read_csv -> Parquet, {label}",
         rows,
-        lambda: con.execute(
-            f"COPY (SELECT * FROM read_csv('{csv}')) TO '{target}' (FORMAT parquet)"
-        ),
+        duckdb_copy(con, csv, work / f"duckdb-{patients}.parquet"),
     )
     report.compare(ours, duck, ">= 0.8")
     by_day = report.time(
         f"DuckDB read_csv -> Parquet by day, {label}",
         rows,
-        lambda: con.execute(
-            f"COPY (SELECT * FROM read_csv('{csv}')) TO '{work / f'duckdb-{patients}-by-day'}'"
-            " (FORMAT parquet, PARTITION_BY (fill_date), OVERWRITE)"
+        duckdb_copy(
+            con, csv, work / f"duckdb-{patients}-by-day", ", PARTITION_BY (fill_date), OVERWRITE"
         ),
     )
     report.compare(ours, by_day, "")
